@@ -1,0 +1,358 @@
+"""``evbench`` command line: methods, profile, train, run, report.
+
+Every subcommand has ``--help``.  Numbers printed carry their unit; ``--json``
+output uses the column names of :data:`harness.results.UNITS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_knobs(items: list[str] | None) -> dict[str, Any]:
+    knobs: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"evbench: --knob expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        knobs[key.strip()] = _parse_value(value.strip())
+    return knobs
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("backbone", "frames", "resolution"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = value
+    for item in getattr(args, "set", None) or []:
+        key, _, value = item.partition("=")
+        out[key] = _parse_value(value)
+    return out
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    """List registered methods with their cards."""
+    from harness.registry import create_method, list_methods, method_configs
+
+    listing = []
+    for name in list_methods():
+        configs = method_configs(name)
+        card = create_method(name, config=args.config if args.config in configs else "paper", num_classes=args.num_classes).card
+        listing.append({"name": name, "configs": configs, "card": card.to_dict()})
+    if args.json:
+        print(json.dumps(listing, indent=2, default=str))
+        return 0
+    for item in listing:
+        c = item["card"]
+        knobs = ", ".join(k["name"] for k in c["knobs"]) or "-"
+        print(f"{item['name']:24s} {c['title']}")
+        print(f"{'':24s} {c['paper']}" + (f" doi:{c['doi']}" if c["doi"] else ""))
+        print(f"{'':24s} input={c['input_kind']} T={c['frames']} res={c['resolution']} "
+              f"configs={','.join(item['configs'])} knobs={knobs}")
+    return 0
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Cost table, GMACs, executed MACs, latency, FPS and memory of one method."""
+    import torch
+
+    from harness.costs import ptflops_gmacs
+    from harness.measure import profile
+    from harness.registry import create_method
+
+    torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    method = create_method(args.method, config=args.config, num_classes=args.num_classes, **_overrides(args))
+    if args.checkpoint:
+        from harness.training import load_checkpoint
+
+        method.load_state_dict(load_checkpoint(args.checkpoint)["state_dict"])
+    knobs = _parse_knobs(args.knob)
+    method.resolve_knobs(knobs)  # fail early on an unknown knob
+    if args.data:
+        from harness.data import open_dataset
+
+        ds = open_dataset(args.data, split="all", frames=method.card.frames, size=max(method.card.resolution, 1))
+        inputs = [ds[i].x[None] for i in range(min(args.clips, len(ds)))]
+        inputs_note = f"{len(inputs)} clips of {args.data}"
+    else:
+        g = torch.Generator().manual_seed(0)
+        shape = tuple(method.example_input(1).shape)
+        inputs = [torch.randn(shape, generator=g) for _ in range(args.clips)]
+        inputs_note = f"{args.clips} synthetic random-normal clips {list(shape)} (decisions of adaptive methods are input-dependent)"
+    prof = profile(method, inputs, device=args.device, knobs=knobs, min_queries=args.min_queries,
+                   min_duration_s=args.min_duration, offline=not args.no_offline)
+    crosscheck = []
+    if not args.no_crosscheck:
+        table = {(r["module"], tuple(r["input_shape"])): r for r in prof["cost_table"]}
+        for entry in method.cost_entries():
+            if entry.declared_gmacs is not None or entry.make_inputs is not None:
+                continue
+            sub = method.get_submodule(entry.module)
+            pt = ptflops_gmacs(sub, entry.input_shape, backend="pytorch")
+            at = ptflops_gmacs(sub, entry.input_shape, backend="aten")
+            fv = table[entry.key]["gmacs"]
+            crosscheck.append({"module": entry.module, "input_shape": list(entry.input_shape), "fvcore": fv,
+                               "ptflops_pytorch": pt, "ptflops_aten": at,
+                               "rel_diff_pytorch": (pt - fv) / fv if fv else None,
+                               "rel_diff_aten": (at - fv) / fv if fv else None})
+    from harness.env import fingerprint
+
+    result = {
+        "method": args.method, "config": args.config, "overrides": _overrides(args), "knobs": knobs,
+        "card": method.card.to_dict(), "inputs": inputs_note, "device": args.device, "backend": "torch",
+        "modeled": False,
+        **{k: v for k, v in prof.items() if k not in ("latency", "offline")},
+        "latency": prof["latency"], "offline": prof["offline"], "ptflops_crosscheck": crosscheck,
+        "units": {"gmacs_per_frame": "GMACs per processed frame", "gmacs_per_video": "GMACs per video (trace sum)",
+                  "executed_gmacs_per_video": "GMACs counted during the forward", "latency_ms": "ms, single-stream batch 1",
+                  "fps": "frames/s offline", "peak_rss_mb": "MiB"},
+        "env": fingerprint(device=args.device),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    print(f"{args.method} [{args.config}] {method.card.title} — {inputs_note}")
+    print(f"{'module':32s} {'input shape':18s} {'GMACs':>10s}  counted by")
+    for r in prof["cost_table"]:
+        print(f"{r['module']:32s} {str(tuple(r['input_shape'])):18s} {r['gmacs']:10.4f}  {r['counted_by']}")
+    print(f"GMACs/video (trace sum)   {prof['gmacs_per_video']:.4f}   (static upper bound {prof['gmacs_static_upper']:.4f})")
+    print(f"GMACs/video (executed)    {prof['executed_gmacs_per_video']:.4f}")
+    print(f"GMACs/frame               {prof['gmacs_per_frame']:.4f}   frames used {prof['frames_used']:.2f}")
+    lat = prof["latency_ms"]
+    print(f"latency ms (batch 1, {prof['threads']} threads, {len(lat['samples'])} queries)  "
+          f"p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f}  mean {lat['mean']:.2f}")
+    if prof["fps"]:
+        print(f"offline FPS {prof['fps']:.1f} frames/s (batch {prof['fps_offline_batch']})")
+    print(f"peak RSS {prof['peak_rss_mb']:.0f} MiB" + (f", peak CUDA {prof['peak_cuda_mb']:.0f} MiB" if prof["peak_cuda_mb"] else ""))
+    for c in crosscheck:
+        print(f"ptflops cross-check {c['module']}{tuple(c['input_shape'])}: fvcore {c['fvcore']:.4f}, "
+              f"ptflops[pytorch] {c['ptflops_pytorch']:.4f}, ptflops[aten] {c['ptflops_aten']:.4f} GMACs")
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one method on a dataset's train split and save a checkpoint."""
+    from harness.data import open_dataset
+    from harness.registry import create_method
+    from harness.training import TrainSpec, save_checkpoint, train_method
+
+    probe = open_dataset(args.data, split="train", frames=1, size=1, cache_dir=args.cache_dir)
+    method = create_method(args.method, config=args.config, num_classes=len(probe.class_names), **_overrides(args))
+    ds = open_dataset(args.data, split="train", frames=method.card.frames, size=max(method.card.resolution, 1),
+                      train=True, cache_dir=args.cache_dir)
+    spec = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    report = train_method(method, ds, spec, device=args.device, progress=not args.quiet)
+    out = save_checkpoint(args.out, method, build={"method": args.method, "config": args.config,
+                                                    "num_classes": len(probe.class_names), "overrides": _overrides(args)},
+                          train={**spec.to_dict(), "data": args.data, "split": "train"},
+                          class_names=probe.class_names, report=report)
+    last = report.logs[-1] if report.logs else {}
+    print(f"trained {args.method} [{args.config}] on {len(ds)} train clips of {ds.name} in {report.seconds:.1f} s; "
+          f"last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
+    if report.skipped:
+        print(f"{len(report.skipped)} clips skipped:", *(f"  {e['path']}: {e['error']}" for e in report.skipped), sep="\n")
+    print(f"checkpoint: {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _default_out(suite: str) -> Path:
+    return Path("runs") / f"{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _latest_out(suite: str) -> Path | None:
+    runs = sorted(Path("runs").glob(f"{suite}-*"))
+    return runs[-1] if runs else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a suite: train, evaluate, profile every cell; write results and the report."""
+    from harness.runner import knob_sweep, run_cells
+    from harness.suites import load_suite
+
+    suite_name = args.suite or ("features" if args.train else "data" if args.data else "default")
+    suite = load_suite(suite_name)
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    train_data, test_data, test_split = None, args.data, None
+    if args.train:
+        train_data = args.train
+        if args.test:
+            test_data, test_split = args.test, "all"
+            suite.train_split = "all"
+        else:
+            test_data, test_split = args.train, "test"
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    for entry in suite.methods + [{"name": n, "config": "lite"} for n in (methods or [])]:
+        if entry["name"] not in sweeps:
+            sweeps[entry["name"]] = knob_sweep(entry["name"], entry.get("config", "lite"))
+    cells = suite.cells(data=test_data, train_data=train_data, device=args.device, methods=methods,
+                        knob_sweeps=sweeps, test_split=test_split)
+    if args.resume and not args.out:
+        out = _latest_out(suite.name)
+        if out is None:
+            raise SystemExit(f"evbench: nothing to resume under runs/{suite.name}-*")
+    else:
+        out = Path(args.out) if args.out else _default_out(suite.name)
+    print(f"suite {suite.name}: {len(cells)} cells -> {out}", file=sys.stderr)
+    summary = run_cells(cells, out=out, resume=args.resume, progress=not args.quiet, cache_dir=args.cache_dir)
+    print(f"{summary.done} cells measured, {summary.skipped} already finished, {summary.failed} failed", file=sys.stderr)
+    for f in summary.failures:
+        print(f"  FAILED {f}", file=sys.stderr)
+    if not args.no_report:
+        from reports.html import write_report
+
+        page = write_report(out, out / "report", title=f"evbench — {suite.name}")
+        print(f"report: {page}")
+    _print_summary(out)
+    return 0 if summary.failed == 0 else 3
+
+
+def _print_summary(out: Path) -> None:
+    from harness.results import load
+
+    try:
+        df = load(out)
+    except FileNotFoundError:
+        return
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    cols = [c for c in ("label", "dataset", "top1", "gmacs_per_video", "frames_used", "latency_ms_p50", "fps_offline") if c in ok]
+    if ok.empty or not cols:
+        return
+    with __import__("pandas").option_context("display.width", 160, "display.max_colwidth", 48):
+        print(ok[cols].rename(columns={"top1": "top1 (0-1)", "gmacs_per_video": "GMACs/video",
+                                      "latency_ms_p50": "p50 ms", "fps_offline": "FPS"}).to_string(index=False))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render the HTML report of a stored run."""
+    from reports.html import write_report
+
+    run_dir = Path(args.run)
+    out = Path(args.out) if args.out else run_dir / "report"
+    page = write_report(run_dir, out, title=args.title or f"evbench — {run_dir.name}")
+    print(f"report: {page}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``evbench`` argument parser."""
+    p = argparse.ArgumentParser(prog="evbench", description="Benchmark and profile efficient video recognition methods.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("methods", help="list registered methods and their cards")
+    m.add_argument("--json", action="store_true", help="JSON: name, configurations and card of each method")
+    m.add_argument("--config", default="paper", help="configuration whose card is shown (default paper)")
+    m.add_argument("--num-classes", type=int, default=200)
+    m.set_defaults(func=cmd_methods)
+
+    def add_build(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--method", required=True, help="registered method name (see `evbench methods`)")
+        q.add_argument("--config", default="paper", help="configuration: paper, lite, ... (default paper)")
+        q.add_argument("--backbone", help="override the backbone (e.g. resnet50, resnet18, mobilenet_v2, efficientnet_b0)")
+        q.add_argument("--frames", type=int, help="override T, frames per clip")
+        q.add_argument("--resolution", type=int, help="override the input resolution, px")
+        q.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other builder override (repeatable)")
+        q.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (default cpu)")
+
+    pr = sub.add_parser("profile", help="cost table, GMACs, executed MACs, latency p50/p90/p99, FPS, memory")
+    add_build(pr)
+    pr.add_argument("--knob", action="append", metavar="KEY=VALUE", help="inference knob (repeatable), e.g. force=224")
+    pr.add_argument("--num-classes", type=int, default=200, help="classifier width (default 200, ActivityNet)")
+    pr.add_argument("--checkpoint", help="evbench checkpoint to load")
+    pr.add_argument("--data", help="profile on real clips of this dataset instead of random inputs")
+    pr.add_argument("--clips", type=int, default=4, help="distinct input clips cycled through (default 4)")
+    pr.add_argument("--min-queries", type=int, default=64, help="latency queries at least (default 64)")
+    pr.add_argument("--min-duration", type=float, default=1.0, help="latency measurement at least this long, s")
+    pr.add_argument("--threads", type=int, help="torch intra-op threads")
+    pr.add_argument("--no-offline", action="store_true", help="skip offline FPS")
+    pr.add_argument("--no-crosscheck", action="store_true", help="skip the ptflops cross-check")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_profile)
+
+    t = sub.add_parser("train", help="train a method on a dataset's train split")
+    add_build(t)
+    t.add_argument("--data", default="generated", help="dataset: generated, a directory, a TSN list or a .npz")
+    t.add_argument("--epochs", type=int, default=8)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="checkpoint path (.pt)")
+    t.add_argument("--cache-dir", help="decoded-frame cache (default ~/.cache/evbench)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("run", help="run a suite and write results + report")
+    r.add_argument("--suite", help="suite name in bench/suites or a TOML path (default: default; "
+                                   "features with --train; data with --data)")
+    r.add_argument("--data", help="test dataset: a folder-per-class tree of videos or frame folders, UCF101/HMDB51 layout")
+    r.add_argument("--methods", help="comma-separated method names to keep/add")
+    r.add_argument("--train", help="feature file (.npz) to train on")
+    r.add_argument("--test", help="feature file (.npz) to test on (default: stratified 20 %% carve-out of --train)")
+    r.add_argument("--out", help="run directory (default runs/<suite>-<time>)")
+    r.add_argument("--resume", action="store_true", help="continue a run; finished cells are not repeated")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--cache-dir", help="decoded-frame cache and generated data (default ~/.cache/evbench)")
+    r.add_argument("--no-report", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="render the HTML report of a run directory")
+    rp.add_argument("run", help="run directory (holding results.jsonl)")
+    rp.add_argument("--out", help="report directory (default RUN/report)")
+    rp.add_argument("--title")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``evbench`` console script."""
+    from harness.api import KnobError
+    from harness.registry import UnknownMethodError
+    from harness.suites import SuiteError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UnknownMethodError, KnobError, SuiteError, FileExistsError, FileNotFoundError) as exc:
+        print(f"evbench: {exc}", file=sys.stderr)
+        return 2
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            print(f"evbench: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Datasets for evbench: layouts, decoding, sampling, pre-processing, caching,
+feature files and the embedded generated dataset.
+
+Modules (one job each):
+
+* :mod:`~harness.data.errors` — :class:`DataError`.
+* :mod:`~harness.data.records` — :class:`Sample`, :class:`Entry`.
+* :mod:`~harness.data.sampling` — TSN / uniform frame indices, stratified splits.
+* :mod:`~harness.data.decode` — PyAV / JPEG-folder decoding and frame counting.
+* :mod:`~harness.data.transforms` — resize, centre crop, ImageNet normalisation.
+* :mod:`~harness.data.cache` — the on-disk frame cache.
+* :mod:`~harness.data.layouts` — UCF101, HMDB51, TSN lists, folder-per-class.
+* :mod:`~harness.data.datasets` — :class:`ClipDataset`, :class:`VideoDataset`.
+* :mod:`~harness.data.features` — :class:`FeatureDataset` (``.npz``).
+* :mod:`~harness.data.generate` — the generated, synthetic default dataset.
+* :mod:`~harness.data.source` — :func:`open_dataset` (source string → dataset).
+"""
+
+from .cache import FrameCache, default_cache_root, file_fingerprint
+from .datasets import ClipDataset, VideoDataset, collate_samples
+from .decode import decode_frames, probe_num_frames, probe_video
+from .errors import DataError
+from .features import FeatureDataset
+from .generate import CLASS_SPECS, generate_dataset, read_manifest
+from .records import Entry, Sample
+from .sampling import stratified_split, tsn_indices, uniform_indices
+from .source import open_dataset
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess, resize_crop
+
+__all__ = [
+    "CLASS_SPECS",
+    "ClipDataset",
+    "DataError",
+    "Entry",
+    "FeatureDataset",
+    "FrameCache",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Sample",
+    "VideoDataset",
+    "collate_samples",
+    "decode_frames",
+    "default_cache_root",
+    "file_fingerprint",
+    "generate_dataset",
+    "normalize",
+    "open_dataset",
+    "preprocess",
+    "probe_num_frames",
+    "probe_video",
+    "read_manifest",
+    "resize_crop",
+    "stratified_split",
+    "tsn_indices",
+    "uniform_indices",
+]

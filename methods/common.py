@@ -1,0 +1,138 @@
+"""Pieces shared by several methods: frame encoders, frame selection, cost entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.api import CostEntry, TraceStep
+from methods.backbones import build_backbone, feature_dim
+
+__all__ = ["evenly_spaced", "PixelEncoder", "FeatureEncoder", "lstm_cell_entry", "make_encoder"]
+
+
+def evenly_spaced(total: int, k: int) -> list[int]:
+    """``k`` evenly spaced frame indices out of ``total`` (segment centres, TSN test sampling).
+
+    ``k <= 0`` or ``k >= total`` selects every frame.
+    """
+    if k <= 0 or k >= total:
+        return list(range(total))
+    return [int((i + 0.5) * total / k) for i in range(k)]
+
+
+class PixelEncoder(nn.Module):
+    """A CNN backbone on one resolution: ``(N, 3, R, R) -> (N, D)``.
+
+    Frames arrive at the card's input resolution (224 px crops); when
+    ``resolution`` is lower the crop is resized with bilinear, antialiased
+    interpolation — "lower resolutions derived from the 224 crop" (DESIGN §6).
+    Resizing is pre-processing and is not counted in GMACs.
+
+    Args:
+        backbone: A name in :data:`methods.backbones.BACKBONES`.
+        resolution: Side in px the backbone runs at.
+        module_name: Attribute path of the backbone in the owning method (cost key).
+    """
+
+    def __init__(self, backbone: str, resolution: int, module_name: str = "encoder.backbone") -> None:
+        super().__init__()
+        self.backbone = build_backbone(backbone)
+        self.backbone_name = backbone
+        self.dim = feature_dim(backbone)
+        self.resolution = resolution
+        self.module_name = module_name
+
+    def resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """Resize ``(N, 3, H, W)`` frames to ``(N, 3, R, R)`` if needed."""
+        if frames.shape[-1] == self.resolution and frames.shape[-2] == self.resolution:
+            return frames
+        return nn.functional.interpolate(
+            frames, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` normalised frames -> ``(N, D)`` pooled features."""
+        return self.backbone(self.resize(frames))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-frame input shape of the backbone."""
+        return (3, self.resolution, self.resolution)
+
+    def cost_entry(self) -> CostEntry:
+        """Counted cost entry of one frame through the backbone."""
+        return CostEntry(self.module_name, self.input_shape, role="backbone")
+
+    def step(self, frame: int, exit: str | None = None) -> TraceStep:
+        """The trace step of encoding frame ``frame``."""
+        return TraceStep(frame, self.module_name, self.input_shape, exit=exit, role="backbone")
+
+
+class FeatureEncoder(nn.Module):
+    """Pre-extracted per-frame features: identity on ``(N, D)``, with a declared cost.
+
+    The CNN that produced the features ran outside evbench; its per-frame cost
+    (e.g. 5 × 15.47 GMACs for five-crop VGG16 on the shared UCF101 features) is
+    declared, not counted, and attributed to role ``"input"``.
+
+    Args:
+        dim: Feature width D.
+        gmacs_per_frame: Declared GMACs to produce one frame's feature.
+        source: Where that cost comes from.
+    """
+
+    module_name = "frame_features"
+
+    def __init__(self, dim: int, gmacs_per_frame: float, source: str) -> None:
+        super().__init__()
+        self.dim = dim
+        self.gmacs_per_frame = float(gmacs_per_frame)
+        self.source = source
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(N, D)`` -> ``(N, D)`` unchanged."""
+        return frames
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-frame feature shape."""
+        return (self.dim,)
+
+    def cost_entry(self) -> CostEntry:
+        """Declared cost entry of producing one frame's feature."""
+        return CostEntry(self.module_name, self.input_shape, role="input",
+                         declared_gmacs=self.gmacs_per_frame, source=self.source)
+
+    def step(self, frame: int, exit: str | None = None) -> TraceStep:
+        """The trace step of reading frame ``frame``'s feature."""
+        return TraceStep(frame, self.module_name, self.input_shape, exit=exit, role="input")
+
+
+def make_encoder(
+    input_kind: str, *, backbone: str = "", resolution: int = 0, feature_dim: int = 0,
+    gmacs_per_frame: float = 0.0, gmacs_source: str = "", module_name: str = "encoder.backbone",
+) -> PixelEncoder | FeatureEncoder:
+    """A :class:`PixelEncoder` or :class:`FeatureEncoder` for ``input_kind``.
+
+    Raises:
+        ValueError: Unknown ``input_kind`` or a feature encoder without ``feature_dim``.
+    """
+    if input_kind == "pixels":
+        return PixelEncoder(backbone, resolution, module_name)
+    if input_kind == "features":
+        if feature_dim <= 0:
+            raise ValueError("feature methods need feature_dim > 0")
+        return FeatureEncoder(feature_dim, gmacs_per_frame, gmacs_source or "declared per-frame feature cost")
+    raise ValueError(f"input_kind must be 'pixels' or 'features', got {input_kind!r}")
+
+
+def lstm_cell_entry(module: str, input_size: int, hidden: int, role: str = "head") -> CostEntry:
+    """Counted cost entry of one ``nn.LSTMCell(input_size, hidden)`` step."""
+
+    def inputs() -> tuple[Any, ...]:
+        return (torch.zeros(1, input_size), (torch.zeros(1, hidden), torch.zeros(1, hidden)))
+
+    return CostEntry(module, (input_size,), role=role, make_inputs=inputs)

@@ -1,0 +1,213 @@
+"""Uniform baselines: one backbone on T uniformly sampled frames — the static frontier.
+
+* ``uniform`` — TSN (Wang et al., "Temporal Segment Networks: Towards Good
+  Practices for Deep Action Recognition", ECCV 2016): a shared backbone and
+  linear classifier per frame, video logits = average of frame logits
+  (the "average" segmental consensus).
+* ``uniform_lstm`` — an LSTM over per-frame features (Donahue et al.,
+  "Long-term Recurrent Convolutional Networks", CVPR 2015; the LSTM baseline of
+  AR-Net and LiteEval): ``LSTMCell(D -> H)`` over frames, classifier on the
+  last hidden state.
+* ``uniform_features`` / ``uniform_lstm_features`` — the same on pre-extracted
+  per-frame features ``(B, T, D)``; the feature extractor's cost is declared per
+  frame.
+
+Every frame given is processed unless the ``frames`` knob selects ``k``
+evenly spaced frames (segment centres) among the ``T`` given; unselected frames
+are never run, so GMACs and latency scale with ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
+from harness.registry import register_method
+from methods.common import evenly_spaced, lstm_cell_entry, make_encoder
+
+TSN_PAPER = ('L. Wang, Y. Xiong, Z. Wang, Y. Qiao, D. Lin, X. Tang, L. Van Gool, "Temporal Segment Networks: '
+             'Towards Good Practices for Deep Action Recognition", ECCV 2016')
+TSN_DOI = "10.1007/978-3-319-46484-8_2"
+LRCN_PAPER = ('J. Donahue, L. A. Hendricks, S. Guadarrama, M. Rohrbach, S. Venugopalan, K. Saenko, T. Darrell, '
+              '"Long-term Recurrent Convolutional Networks for Visual Recognition and Description", CVPR 2015')
+LRCN_DOI = "10.1109/CVPR.2015.7298878"
+ARNET_TABLE1 = "AR-Net (Meng et al., ECCV 2020) Table 1: uniform ResNet-50 @224, 16 frames, ActivityNet-v1.3"
+
+VGG16_FIVE_CROP_GMACS = 5 * 15.47
+VGG16_SOURCE = "VGG16 @224 = 15.47 GMACs, five crops averaged (../shared/data/README.md)"
+
+PIXEL_CONFIGS = {
+    "paper": {"backbone": "resnet50", "resolution": 224, "frames": 16},
+    "lite": {"backbone": "resnet10", "resolution": 112, "frames": 4},
+}
+FEATURE_CONFIGS = {
+    "paper": {"feature_dim": 4096, "frames": 25, "gmacs_per_frame": VGG16_FIVE_CROP_GMACS},
+    "lite": {"feature_dim": 4096, "frames": 25, "gmacs_per_frame": VGG16_FIVE_CROP_GMACS},
+}
+
+
+class Uniform(Method):
+    """Uniform-sampling baseline with average (TSN) or LSTM consensus.
+
+    Input ``x``: ``(B, T, 3, R, R)`` normalised frames (``input_kind="pixels"``)
+    or ``(B, T, D)`` features. Output logits ``(B, num_classes)``.
+
+    Args:
+        name: Registry name (goes on the card).
+        num_classes: Classes.
+        config: Configuration name.
+        input_kind: ``"pixels"`` or ``"features"``.
+        consensus: ``"avg"`` (mean of frame logits) or ``"lstm"``.
+        frames: T.
+        backbone: Backbone name (pixels).
+        resolution: Backbone resolution in px (pixels).
+        feature_dim: D (features).
+        gmacs_per_frame: Declared cost of one input feature (features), GMACs.
+        hidden: LSTM hidden size.
+        dropout: Dropout before the classifier (training only).
+    """
+
+    def __init__(
+        self, *, name: str, num_classes: int, config: str, input_kind: str, consensus: str, frames: int,
+        backbone: str = "", resolution: int = 0, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
+        hidden: int = 512, dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if consensus not in ("avg", "lstm"):
+            raise ValueError(f"consensus must be 'avg' or 'lstm', got {consensus!r}")
+        self.num_classes = num_classes
+        self.consensus = consensus
+        self.encoder = make_encoder(
+            input_kind, backbone=backbone, resolution=resolution, feature_dim=feature_dim,
+            gmacs_per_frame=gmacs_per_frame, gmacs_source=VGG16_SOURCE if feature_dim == 4096 else "",
+        )
+        dim = self.encoder.dim
+        self.dropout = nn.Dropout(dropout)
+        if consensus == "lstm":
+            self.rnn = nn.LSTMCell(dim, hidden)
+            self.head = nn.Linear(hidden, num_classes)
+        else:
+            self.head = nn.Linear(dim, num_classes)
+        self.hidden = hidden
+        published: dict[str, float] = {}
+        if input_kind == "pixels" and consensus == "avg" and (backbone, resolution, frames) == ("resnet50", 224, 16):
+            published = {"gmacs_per_frame": 4.11, "gmacs_per_video": 65.76}
+        sweep = tuple(k for k in (1, 2, 4, 8, 16) if k < frames) + (0,)
+        is_lstm = consensus == "lstm"
+        self.card = MethodCard(
+            name=name,
+            title=("LSTM over frames" if is_lstm else "TSN uniform") + (f" ({backbone} @{resolution})" if backbone else " (features)"),
+            paper=LRCN_PAPER if is_lstm else TSN_PAPER,
+            doi=LRCN_DOI if is_lstm else TSN_DOI,
+            code="https://github.com/yjxiong/temporal-segment-networks" if not is_lstm else "",
+            input_kind=input_kind,
+            frames=frames,
+            resolution=resolution if input_kind == "pixels" else 0,
+            resolutions=(resolution,) if input_kind == "pixels" else (),
+            feature_dim=dim if input_kind == "features" else 0,
+            knobs=(KnobSpec("frames", 0, "process k evenly spaced frames of the T given (0 = all T)", sweep),),
+            stages=("joint",),
+            config=config,
+            published=published,
+            published_source=ARNET_TABLE1 if published else "",
+            notes="Random initialisation (no ImageNet download); dropout only in training.",
+        )
+
+    # -- inference ---------------------------------------------------------------
+    def _select(self, x: torch.Tensor, knobs: Mapping[str, Any] | None) -> list[int]:
+        k = int(self.resolve_knobs(knobs)["frames"])
+        return evenly_spaced(x.shape[1], k)
+
+    def _logits(self, x: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        b, k = x.shape[0], len(idx)
+        frames = x[:, idx].reshape(b * k, *x.shape[2:])
+        feats = self.encoder(frames).reshape(b, k, -1)
+        if self.consensus == "avg":
+            return self.head(self.dropout(feats)).mean(dim=1)
+        h = feats.new_zeros(b, self.hidden)
+        c = feats.new_zeros(b, self.hidden)
+        for t in range(k):
+            h, c = self.rnn(feats[:, t], (h, c))
+        return self.head(self.dropout(h))
+
+    def forward(self, x: torch.Tensor, *, knobs: Mapping[str, Any] | None = None) -> Output:
+        """Logits ``(B, C)`` from the selected frames; trace lists encoder and head steps.
+
+        Raises:
+            KnobError: Unknown knob.
+        """
+        idx = self._select(x, knobs)
+        logits = self._logits(x, idx)
+        return Output(logits, [self._trace(idx) for _ in range(x.shape[0])],
+                      [{"frames": idx} for _ in range(x.shape[0])])
+
+    def _trace(self, idx: list[int]) -> list[TraceStep]:
+        steps: list[TraceStep] = []
+        dim = self.encoder.dim
+        for t in idx:
+            steps.append(self.encoder.step(t))
+            if self.consensus == "avg":
+                steps.append(TraceStep(t, "head", (dim,), role="head"))
+            else:
+                steps.append(TraceStep(t, "rnn", (dim,), role="head"))
+        if self.consensus == "lstm":
+            steps.append(TraceStep(-1, "head", (self.hidden,), role="head"))
+        last = steps[-1]
+        steps[-1] = TraceStep(last.frame, last.module, last.input_shape, exit="all_frames", role=last.role)
+        return steps
+
+    # -- cost ----------------------------------------------------------------------
+    def cost_entries(self) -> list[CostEntry]:
+        """Encoder per frame, classifier (and LSTM cell) per step."""
+        entries = [self.encoder.cost_entry()]
+        if self.consensus == "lstm":
+            entries.append(lstm_cell_entry("rnn", self.encoder.dim, self.hidden))
+            entries.append(CostEntry("head", (self.hidden,), role="head"))
+        else:
+            entries.append(CostEntry("head", (self.encoder.dim,), role="head"))
+        return entries
+
+    # -- training ------------------------------------------------------------------
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, *, stage: str, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy of the video logits over all T frames (TSN / LRCN training)."""
+        logits = self._logits(x, list(range(x.shape[1])))
+        loss = nn.functional.cross_entropy(logits, y)
+        acc = (logits.argmax(1) == y).float().mean().item()
+        return loss, {"ce": loss.item(), "train_top1": acc}
+
+
+def _pixel_builder(name: str, consensus: str):
+    def build(*, num_classes: int, config: str = "paper", backbone: str, resolution: int, frames: int,
+              hidden: int = 512, dropout: float = 0.5) -> Uniform:
+        return Uniform(name=name, num_classes=num_classes, config=config, input_kind="pixels", consensus=consensus,
+                       frames=frames, backbone=backbone, resolution=resolution, hidden=hidden, dropout=dropout)
+
+    build.__doc__ = f"Uniform {consensus} baseline on pixels (B, T, 3, R, R); see :class:`Uniform`."
+    return build
+
+
+def _feature_builder(name: str, consensus: str):
+    def build(*, num_classes: int, config: str = "paper", feature_dim: int, frames: int, gmacs_per_frame: float,
+              hidden: int = 512, dropout: float = 0.5) -> Uniform:
+        return Uniform(name=name, num_classes=num_classes, config=config, input_kind="features", consensus=consensus,
+                       frames=frames, feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame, hidden=hidden,
+                       dropout=dropout)
+
+    build.__doc__ = f"Uniform {consensus} baseline on features (B, T, D); see :class:`Uniform`."
+    return build
+
+
+build_uniform = register_method("uniform", configs=PIXEL_CONFIGS, summary="TSN: average of frame logits, uniform frames")(
+    _pixel_builder("uniform", "avg"))
+build_uniform_lstm = register_method("uniform_lstm", configs=PIXEL_CONFIGS, summary="LSTM over uniformly sampled frames")(
+    _pixel_builder("uniform_lstm", "lstm"))
+build_uniform_features = register_method(
+    "uniform_features", configs=FEATURE_CONFIGS, summary="average of frame logits on pre-extracted features")(
+    _feature_builder("uniform_features", "avg"))
+build_uniform_lstm_features = register_method(
+    "uniform_lstm_features", configs=FEATURE_CONFIGS, summary="LSTM over pre-extracted frame features")(
+    _feature_builder("uniform_lstm_features", "lstm"))

@@ -1,0 +1,362 @@
+"""Pareto and decision-statistics plots (PNG + SVG) from a results table.
+
+Matplotlib is used through :class:`matplotlib.figure.Figure` objects with the
+Agg canvas only, so nothing touches ``pyplot``'s global figure registry and a
+report can be rendered from a server or a test without a display.  Failed cells
+(``status != "ok"``) are never drawn: their numbers are not results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from harness.results import UNITS
+from reports._fields import (
+    cell_name,
+    is_missing,
+    ok_rows,
+    op_label,
+    parse_mapping,
+    text_column,
+    truthy_column,
+)
+from reports.pareto import pareto_frontier
+
+__all__ = ["plot_histograms", "plot_pareto"]
+
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
+_DPI = 150
+
+
+def _mpl(text: object) -> str:
+    """Text safe for matplotlib: ``$`` would otherwise start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _colour(i: int) -> tuple[float, float, float, float]:
+    cmap = colormaps["tab10"] if i < 10 else colormaps["tab20"]
+    return cmap(i % cmap.N)
+
+
+def _synthetic(df: pd.DataFrame) -> bool:
+    return bool(truthy_column(df, "dataset_synthetic").any())
+
+
+def _save(fig: Figure, out_stem: Path) -> list[Path]:
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    png = out_stem.with_name(out_stem.name + ".png")
+    svg = out_stem.with_name(out_stem.name + ".svg")
+    fig.savefig(png, dpi=_DPI)
+    fig.savefig(svg, metadata={"Date": None})
+    return [png, svg]
+
+
+def _title(title: str, synthetic: bool) -> str:
+    return f"SYNTHETIC DATA — {title}" if synthetic else title
+
+
+def plot_pareto(
+    df: pd.DataFrame,
+    *,
+    cost: str,
+    quality: str,
+    group: str = "method",
+    out_stem: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    percent: bool | None = None,
+) -> list[Path]:
+    """Draw quality against cost, one marker/colour per group, with frontiers.
+
+    Every finished cell with a finite ``cost`` and ``quality`` is a point,
+    annotated with its operating point (knobs/overrides, else frames used).
+    Each group's own frontier is a thin line in its colour; the frontier over
+    all groups is a thick grey line with ringed points.  Cells whose
+    ``modeled`` column is true (numbers from a device model, not a measurement)
+    are drawn hollow and annotated ``(modeled)``.  When ``quality`` has
+    ``<quality>_ci_low``/``_ci_high`` columns they are drawn as error bars.  The
+    title starts with ``SYNTHETIC DATA`` when any row has ``dataset_synthetic``.
+
+    Args:
+        df: Results table.
+        cost: Column for the x axis (lower is better).
+        quality: Column for the y axis (higher is better).
+        group: Column whose values define series (absent: one series).
+        out_stem: Output path without suffix; ``.png`` and ``.svg`` are written.
+        title: Figure title.
+        xlabel: X axis label.
+        ylabel: Y axis label.
+        logx: Logarithmic x axis.
+        percent: Multiply quality by 100 for display; ``None`` decides from
+            ``harness.results.UNITS`` (fractions are shown as percent).
+
+    Returns:
+        The written ``[png, svg]`` paths.  With no drawable point the figure
+        says so instead of failing.
+    """
+    if percent is None:
+        percent = UNITS.get(quality, "").startswith("fraction")
+    scale = 100.0 if percent else 1.0
+    data = ok_rows(df).reset_index(drop=True)
+    if cost in data.columns and quality in data.columns:
+        x_all = pd.to_numeric(data[cost], errors="coerce")
+        y_all = pd.to_numeric(data[quality], errors="coerce")
+        data = data[np.isfinite(x_all) & np.isfinite(y_all)]
+    else:
+        data = data.iloc[0:0]
+    if logx and cost in data.columns:
+        data = data[pd.to_numeric(data[cost], errors="coerce") > 0]
+
+    fig = Figure(figsize=(9.0, 5.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(
+        _mpl(_title(title, _synthetic(df))),
+        fontsize=11,
+        color="firebrick" if _synthetic(df) else "black",
+    )
+    ax.set_xlabel(_mpl(xlabel))
+    ax.set_ylabel(_mpl(ylabel))
+    ax.grid(True, alpha=0.3, linewidth=0.6)
+    if data.empty:
+        ax.text(
+            0.5,
+            0.5,
+            "no cell has both values measured",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="grey",
+        )
+        return _save(fig, out_stem)
+
+    groups = text_column(data, group, "(none)" if group in data.columns else "all")
+    modeled = truthy_column(data, "modeled")
+    lo_col, hi_col = f"{quality}_ci_low", f"{quality}_ci_high"
+    handles: list[Line2D] = []
+    for i, name in enumerate(sorted(groups.unique())):
+        sub = data[groups == name]
+        colour = _colour(i)
+        marker = _MARKERS[i % len(_MARKERS)]
+        x = pd.to_numeric(sub[cost], errors="coerce").to_numpy(float)
+        y = pd.to_numeric(sub[quality], errors="coerce").to_numpy(float) * scale
+        if lo_col in sub.columns and hi_col in sub.columns:
+            lo = pd.to_numeric(sub[lo_col], errors="coerce").to_numpy(float) * scale
+            hi = pd.to_numeric(sub[hi_col], errors="coerce").to_numpy(float) * scale
+            err = np.vstack([np.nan_to_num(y - lo).clip(0), np.nan_to_num(hi - y).clip(0)])
+            if err.any():
+                ax.errorbar(
+                    x, y, yerr=err, fmt="none", ecolor=colour, alpha=0.45, elinewidth=0.8, zorder=2
+                )
+        hollow = modeled[sub.index].to_numpy(bool)
+        if (~hollow).any():
+            ax.scatter(
+                x[~hollow],
+                y[~hollow],
+                marker=marker,
+                s=38,
+                color=colour,
+                edgecolors=colour,
+                linewidths=1.0,
+                zorder=4,
+            )
+        if hollow.any():
+            ax.scatter(
+                x[hollow],
+                y[hollow],
+                marker=marker,
+                s=38,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=1.3,
+                zorder=4,
+            )
+        front = pareto_frontier(sub, cost=cost, quality=quality)
+        if len(front) >= 2:
+            ax.plot(
+                pd.to_numeric(front[cost]).to_numpy(float),
+                pd.to_numeric(front[quality]).to_numpy(float) * scale,
+                color=colour,
+                linewidth=1.0,
+                alpha=0.8,
+                zorder=3,
+            )
+        for (_, row), xi, yi, h in zip(sub.iterrows(), x, y, hollow, strict=True):
+            text = op_label(row)
+            if h:
+                text = f"{text} (modeled)".strip()
+            if text:
+                ax.annotate(
+                    _mpl(text),
+                    (xi, yi),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=6.5,
+                    color=colour,
+                    zorder=5,
+                )
+        handles.append(
+            Line2D(
+                [], [], color=colour, marker=marker, linewidth=1.0, markersize=6, label=_mpl(name)
+            )
+        )
+
+    overall = pareto_frontier(data, cost=cost, quality=quality)
+    fx = pd.to_numeric(overall[cost]).to_numpy(float)
+    fy = pd.to_numeric(overall[quality]).to_numpy(float) * scale
+    ax.plot(fx, fy, color="black", linewidth=4.0, alpha=0.18, zorder=1, solid_capstyle="round")
+    ax.scatter(
+        fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=0.8, alpha=0.7, zorder=3
+    )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="black",
+            linewidth=4.0,
+            alpha=0.25,
+            marker="o",
+            markerfacecolor="none",
+            markersize=9,
+            label="overall frontier",
+        )
+    )
+    if modeled.any():
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker="o",
+                markerfacecolor="none",
+                linestyle="none",
+                label="modeled (not measured)",
+            )
+        )
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.08, y=0.06)
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False
+    )
+    return _save(fig, out_stem)
+
+
+def _ordered_keys(hists: Sequence[dict[str, float]]) -> list[str]:
+    keys: list[str] = []
+    for h in hists:
+        for k in h:
+            if k not in keys:
+                keys.append(k)
+    try:
+        return sorted(keys, key=float)
+    except ValueError:
+        return keys
+
+
+def plot_histograms(
+    df: pd.DataFrame,
+    *,
+    out_stem: Path,
+    title: str,
+    columns: Sequence[str] = ("resolution_hist", "exit_hist"),
+    max_cells: int = 48,
+) -> list[Path]:
+    """Bar charts of decision statistics, one small panel per cell.
+
+    For each of ``columns`` present (dict-valued: decision label -> count, dicts
+    or JSON strings) one figure is written, ``<out_stem>_<column>.png/.svg``,
+    with a panel per finished cell showing the share of each decision and its
+    count.  Bars line up across panels (one shared, numerically sorted label
+    order) so cells can be compared.  Absent or empty columns are skipped
+    silently.
+
+    Args:
+        df: Results table.
+        out_stem: Output path stem; the column name is appended.
+        title: Figure title prefix (the column name is added).
+        columns: Histogram columns to draw.
+        max_cells: At most this many panels per figure (the title says when
+            cells were left out).
+
+    Returns:
+        Written paths (PNG and SVG per figure); empty when nothing to draw.
+    """
+    data = ok_rows(df).reset_index(drop=True)
+    written: list[Path] = []
+    synthetic = _synthetic(df)
+    for column in columns:
+        if column not in data.columns:
+            continue
+        cells: list[tuple[str, dict[str, float]]] = []
+        several_devices = text_column(data, "device", "").nunique() > 1
+        for _, row in data.iterrows():
+            raw = parse_mapping(row[column])
+            hist: dict[str, float] = {}
+            for k, v in raw.items():
+                try:
+                    value = float(v)
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(value):
+                    hist[k] = value
+            if hist and sum(hist.values()) > 0:
+                name = cell_name(row)
+                if several_devices and not is_missing(row.get("device")):
+                    name += f" @ {row['device']}"
+                cells.append((name, hist))
+        if not cells:
+            continue
+        omitted = max(0, len(cells) - max_cells)
+        cells = cells[:max_cells]
+        keys = _ordered_keys([h for _, h in cells])
+        ncols = min(4, len(cells))
+        nrows = math.ceil(len(cells) / ncols)
+        fig = Figure(figsize=(3.3 * ncols, 2.5 * nrows + 0.7), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+        heading = f"{title}: {column}"
+        if omitted:
+            heading += f" (first {max_cells} cells; {omitted} more in results.csv)"
+        fig.suptitle(
+            _mpl(_title(heading, synthetic)),
+            fontsize=11,
+            color="firebrick" if synthetic else "black",
+        )
+        pos = np.arange(len(keys))
+        for ax, (name, hist) in zip(axes.flat, cells, strict=False):
+            total = sum(hist.values())
+            counts = np.array([hist.get(k, 0.0) for k in keys])
+            ax.bar(pos, counts / total, color="tab:blue", alpha=0.8)
+            for p, c in zip(pos, counts, strict=True):
+                if c:
+                    ax.text(p, c / total, f"{c:g}", ha="center", va="bottom", fontsize=6.5)
+            ax.set_xticks(
+                pos, [_mpl(k) for k in keys], fontsize=7, rotation=45 if len(keys) > 5 else 0
+            )
+            ax.set_ylim(0, 1.15)
+            short = name if len(name) <= 38 else name[:37] + "…"
+            ax.set_title(_mpl(f"{short}\nn={total:g}"), fontsize=7.5)
+            ax.grid(True, axis="y", alpha=0.3, linewidth=0.6)
+        for ax in axes.flat[len(cells) :]:
+            ax.set_visible(False)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("share of decisions", fontsize=8)
+        stem = Path(out_stem)
+        written += _save(fig, stem.with_name(f"{stem.name}_{column}"))
+    return written
