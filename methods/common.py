@@ -10,7 +10,12 @@ from torch import nn
 from harness.api import CostEntry, TraceStep
 from methods.backbones import build_backbone, feature_dim
 
-__all__ = ["evenly_spaced", "PixelEncoder", "FeatureEncoder", "lstm_cell_entry", "make_encoder"]
+VGG16_FIVE_CROP_GMACS = 5 * 15.47
+VGG16_SOURCE = "VGG16 @224 = 15.47 GMACs, five crops averaged (../shared/data/README.md)"
+#: Builder kwargs of every method's ``features`` configuration (the shared UCF101 VGG16 features).
+FEATURE_CONFIG = {"input_kind": "features", "feature_dim": 4096, "frames": 25, "gmacs_per_frame": VGG16_FIVE_CROP_GMACS}
+
+__all__ = ["FEATURE_CONFIG", "VGG16_FIVE_CROP_GMACS", "evenly_spaced", "PixelEncoder", "FeatureEncoder", "lstm_cell_entry", "make_encoder"]
 
 
 def evenly_spaced(total: int, k: int) -> list[int]:

@@ -8,13 +8,14 @@
   "Long-term Recurrent Convolutional Networks", CVPR 2015; the LSTM baseline of
   AR-Net and LiteEval): ``LSTMCell(D -> H)`` over frames, classifier on the
   last hidden state.
-* ``uniform_features`` / ``uniform_lstm_features`` — the same on pre-extracted
-  per-frame features ``(B, T, D)``; the feature extractor's cost is declared per
-  frame.
+* configuration ``features`` — the same on pre-extracted per-frame features
+  ``(B, T, D)``; the feature extractor's cost is declared per frame.
 
-Every frame given is processed unless the ``frames`` knob selects ``k``
-evenly spaced frames (segment centres) among the ``T`` given; unselected frames
-are never run, so GMACs and latency scale with ``k``.
+The method processes ``frames`` (its T) evenly spaced frames (segment centres)
+of the clip it is given — all of them for pixel clips sampled at T, ``k`` of
+the 25 for the shared feature clips — and the ``frames`` knob lowers that at
+inference without retraining.  Unselected frames are never run, so GMACs and
+latency scale with the frames processed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 
 from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
 from harness.registry import register_method
-from methods.common import evenly_spaced, lstm_cell_entry, make_encoder
+from methods.common import FEATURE_CONFIG, VGG16_SOURCE, evenly_spaced, lstm_cell_entry, make_encoder
 
 TSN_PAPER = ('L. Wang, Y. Xiong, Z. Wang, Y. Qiao, D. Lin, X. Tang, L. Van Gool, "Temporal Segment Networks: '
              'Towards Good Practices for Deep Action Recognition", ECCV 2016')
@@ -37,16 +38,12 @@ LRCN_PAPER = ('J. Donahue, L. A. Hendricks, S. Guadarrama, M. Rohrbach, S. Venug
 LRCN_DOI = "10.1109/CVPR.2015.7298878"
 ARNET_TABLE1 = "AR-Net (Meng et al., ECCV 2020) Table 1: uniform ResNet-50 @224, 16 frames, ActivityNet-v1.3"
 
-VGG16_FIVE_CROP_GMACS = 5 * 15.47
-VGG16_SOURCE = "VGG16 @224 = 15.47 GMACs, five crops averaged (../shared/data/README.md)"
 
-PIXEL_CONFIGS = {
-    "paper": {"backbone": "resnet50", "resolution": 224, "frames": 16},
-    "lite": {"backbone": "resnet10", "resolution": 112, "frames": 4},
-}
-FEATURE_CONFIGS = {
-    "paper": {"feature_dim": 4096, "frames": 25, "gmacs_per_frame": VGG16_FIVE_CROP_GMACS},
-    "lite": {"feature_dim": 4096, "frames": 25, "gmacs_per_frame": VGG16_FIVE_CROP_GMACS},
+CONFIGS = {
+    "paper": {"input_kind": "pixels", "backbone": "resnet50", "resolution": 224, "frames": 16},
+    "lite": {"input_kind": "pixels", "backbone": "resnet10", "resolution": 112, "frames": 4},
+    # feature-level variant on the shared UCF101 VGG16 features: (B, 25, 4096)
+    "features": FEATURE_CONFIG,
 }
 
 
@@ -109,7 +106,7 @@ class Uniform(Method):
             resolution=resolution if input_kind == "pixels" else 0,
             resolutions=(resolution,) if input_kind == "pixels" else (),
             feature_dim=dim if input_kind == "features" else 0,
-            knobs=(KnobSpec("frames", 0, "process k evenly spaced frames of the T given (0 = all T)", sweep),),
+            knobs=(KnobSpec("frames", 0, "process k evenly spaced frames of those given (0 = the card's T)", sweep),),
             stages=("joint",),
             config=config,
             published=published,
@@ -119,7 +116,7 @@ class Uniform(Method):
 
     # -- inference ---------------------------------------------------------------
     def _select(self, x: torch.Tensor, knobs: Mapping[str, Any] | None) -> list[int]:
-        k = int(self.resolve_knobs(knobs)["frames"])
+        k = int(self.resolve_knobs(knobs)["frames"]) or self.card.frames
         return evenly_spaced(x.shape[1], k)
 
     def _logits(self, x: torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -173,41 +170,27 @@ class Uniform(Method):
 
     # -- training ------------------------------------------------------------------
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, *, stage: str, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy of the video logits over all T frames (TSN / LRCN training)."""
-        logits = self._logits(x, list(range(x.shape[1])))
+        """Cross-entropy of the video logits over the method's T frames (TSN / LRCN training)."""
+        logits = self._logits(x, evenly_spaced(x.shape[1], self.card.frames))
         loss = nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(1) == y).float().mean().item()
         return loss, {"ce": loss.item(), "train_top1": acc}
 
 
-def _pixel_builder(name: str, consensus: str):
-    def build(*, num_classes: int, config: str = "paper", backbone: str, resolution: int, frames: int,
+def _builder(name: str, consensus: str):
+    def build(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int,
+              backbone: str = "", resolution: int = 0, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
               hidden: int = 512, dropout: float = 0.5) -> Uniform:
-        return Uniform(name=name, num_classes=num_classes, config=config, input_kind="pixels", consensus=consensus,
-                       frames=frames, backbone=backbone, resolution=resolution, hidden=hidden, dropout=dropout)
+        return Uniform(name=name, num_classes=num_classes, config=config, input_kind=input_kind, consensus=consensus,
+                       frames=frames, backbone=backbone, resolution=resolution, feature_dim=feature_dim,
+                       gmacs_per_frame=gmacs_per_frame, hidden=hidden, dropout=dropout)
 
-    build.__doc__ = f"Uniform {consensus} baseline on pixels (B, T, 3, R, R); see :class:`Uniform`."
+    build.__doc__ = (f"Uniform {consensus} baseline on pixels (B, T, 3, R, R) or features (B, T, D); "
+                     "see :class:`Uniform`.")
     return build
 
 
-def _feature_builder(name: str, consensus: str):
-    def build(*, num_classes: int, config: str = "paper", feature_dim: int, frames: int, gmacs_per_frame: float,
-              hidden: int = 512, dropout: float = 0.5) -> Uniform:
-        return Uniform(name=name, num_classes=num_classes, config=config, input_kind="features", consensus=consensus,
-                       frames=frames, feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame, hidden=hidden,
-                       dropout=dropout)
-
-    build.__doc__ = f"Uniform {consensus} baseline on features (B, T, D); see :class:`Uniform`."
-    return build
-
-
-build_uniform = register_method("uniform", configs=PIXEL_CONFIGS, summary="TSN: average of frame logits, uniform frames")(
-    _pixel_builder("uniform", "avg"))
-build_uniform_lstm = register_method("uniform_lstm", configs=PIXEL_CONFIGS, summary="LSTM over uniformly sampled frames")(
-    _pixel_builder("uniform_lstm", "lstm"))
-build_uniform_features = register_method(
-    "uniform_features", configs=FEATURE_CONFIGS, summary="average of frame logits on pre-extracted features")(
-    _feature_builder("uniform_features", "avg"))
-build_uniform_lstm_features = register_method(
-    "uniform_lstm_features", configs=FEATURE_CONFIGS, summary="LSTM over pre-extracted frame features")(
-    _feature_builder("uniform_lstm_features", "lstm"))
+build_uniform = register_method("uniform", configs=CONFIGS, summary="TSN: average of frame logits over uniform frames")(
+    _builder("uniform", "avg"))
+build_uniform_lstm = register_method("uniform_lstm", configs=CONFIGS, summary="LSTM over uniformly sampled frames")(
+    _builder("uniform_lstm", "lstm"))

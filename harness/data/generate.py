@@ -60,6 +60,7 @@ __all__ = [
     "generate_dataset",
     "generated_root",
     "read_manifest",
+    "write_video",
 ]
 
 GENERATOR_VERSION = 1
@@ -346,10 +347,33 @@ def _codec() -> tuple[str, str, dict[str, str]]:
     return "mpeg4", ".avi", {}
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: int, codec: str, options: dict) -> None:
+def write_video(
+    path: str | os.PathLike,
+    frames: list[np.ndarray] | np.ndarray,
+    *,
+    fps: int = 25,
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+) -> None:
+    """Encode RGB frames into a video file with PyAV (yuv420p).
+
+    Args:
+        path: Output file; the container follows the extension.
+        frames: ``(N, H, W, 3)`` uint8 RGB (array or list of arrays), ``H`` and
+            ``W`` even.
+        fps: Frame rate.
+        codec: FFmpeg encoder name (``"libx264"``, ``"mpeg4"``, ...).
+        options: Encoder options (e.g. ``{"crf": "16"}``); for codecs other
+            than libx264 a 4 Mb/s bit rate is set.
+        container_options: Muxer options (e.g. ``{"movflags": "faststart"}``).
+
+    Raises:
+        av.FFmpegError: The encoder or muxer fails.
+    """
     h, w = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as out:
-        stream = out.add_stream(codec, rate=fps, options=options)
+    with av.open(str(path), mode="w", options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if codec != "libx264":
             stream.bit_rate = 4_000_000
@@ -474,7 +498,7 @@ def _write_all(tmp: Path, params: dict) -> None:
             rng = np.random.default_rng([seed, 1, label, v])
             frames, info = _render_video(spec, scenes[(group, clip)], rng, size, n)
             rel = f"{spec.name}/v_{spec.name}_g{group:02d}_c{clip:02d}{ext}"
-            _write_video(tmp / rel, frames, fps, codec, options)
+            write_video(tmp / rel, frames, fps=fps, codec=codec, options=options)
             split = "test" if group == 1 else "train"
             (test_lines if split == "test" else train_lines).append(
                 rel if split == "test" else f"{rel} {label + 1}"
