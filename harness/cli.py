@@ -210,9 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             test_data, test_split = args.train, "test"
     sweeps: dict[str, list[dict[str, Any]]] = {}
-    for entry in suite.methods + [{"name": n, "config": "lite"} for n in (methods or [])]:
+    for entry in suite.methods + [{"name": n} for n in (methods or [])]:
         if entry["name"] not in sweeps:
-            sweeps[entry["name"]] = knob_sweep(entry["name"], entry.get("config", "lite"))
+            sweeps[entry["name"]] = knob_sweep(entry["name"], entry.get("config", suite.default_config))
     cells = suite.cells(data=test_data, train_data=train_data, device=args.device, methods=methods,
                         knob_sweeps=sweeps, test_split=test_split)
     if args.resume and not args.out:
@@ -222,7 +222,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         out = Path(args.out) if args.out else _default_out(suite.name)
     print(f"suite {suite.name}: {len(cells)} cells -> {out}", file=sys.stderr)
-    summary = run_cells(cells, out=out, resume=args.resume, progress=not args.quiet, cache_dir=args.cache_dir)
+    summary = run_cells(cells, out=out, resume=args.resume, progress=not args.quiet, cache_dir=args.cache_dir,
+                        gmacs_per_frame=args.gmacs_per_frame)
     print(f"{summary.done} cells measured, {summary.skipped} already finished, {summary.failed} failed", file=sys.stderr)
     for f in summary.failures:
         print(f"  FAILED {f}", file=sys.stderr)
@@ -319,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--methods", help="comma-separated method names to keep/add")
     r.add_argument("--train", help="feature file (.npz) to train on")
     r.add_argument("--test", help="feature file (.npz) to test on (default: stratified 20 %% carve-out of --train)")
+    r.add_argument("--gmacs-per-frame", type=float,
+                   help="declared GMACs to produce one input feature frame, when the .npz has no gmacs_per_frame "
+                        "(the shared VGG16 file: 77.35 = 5 crops x 15.47, the features configuration's default)")
     r.add_argument("--out", help="run directory (default runs/<suite>-<time>)")
     r.add_argument("--resume", action="store_true", help="continue a run; finished cells are not repeated")
     r.add_argument("--device", default="cpu")

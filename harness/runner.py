@@ -73,12 +73,15 @@ class RunContext:
         out: Run directory.
         cache_dir: Decoded-frame cache and generated datasets.
         progress: Show progress bars.
+        gmacs_per_frame: Declared GMACs of one input feature frame, when the
+            feature file does not carry it (``--gmacs-per-frame``).
         datasets: In-process memo of opened datasets.
     """
 
     out: Path
     cache_dir: str | None = None
     progress: bool = False
+    gmacs_per_frame: float | None = None
     datasets: dict[tuple, Any] = field(default_factory=dict)
 
     def dataset(self, source: str, *, split: str, frames: int, size: int, train: bool) -> Any:
@@ -90,12 +93,29 @@ class RunContext:
             key = (source, split, 0, 0, train)
         if key not in self.datasets:
             self.datasets[key] = open_dataset(source, split=split, frames=max(frames, 1), size=max(size, 1),
-                                              train=train, cache_dir=self.cache_dir)
+                                              train=train, cache_dir=self.cache_dir,
+                                              gmacs_per_frame=self.gmacs_per_frame)
         return self.datasets[key]
 
 
-def _build(cell: Cell, num_classes: int) -> Method:
-    return create_method(cell.method, config=cell.config, num_classes=num_classes, **cell.overrides)
+def _build(cell: Cell, num_classes: int, dataset: Any) -> tuple[Method, dict[str, Any]]:
+    """Build the cell's method; feature methods take D and the per-frame input cost from the data.
+
+    Returns:
+        The method and the overrides actually applied.
+    """
+    overrides = dict(cell.overrides)
+    method = create_method(cell.method, config=cell.config, num_classes=num_classes, **overrides)
+    if method.card.input_kind == "features" and len(dataset):
+        dim = int(dataset[0].x.shape[-1])
+        data_cost = getattr(dataset, "gmacs_per_frame", None)
+        extra = {"feature_dim": dim} if dim != method.card.feature_dim else {}
+        if data_cost is not None:
+            extra["gmacs_per_frame"] = float(data_cost)
+        if extra:
+            overrides = {**overrides, **extra}
+            method = create_method(cell.method, config=cell.config, num_classes=num_classes, **overrides)
+    return method, overrides
 
 
 def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[str]) -> tuple[dict[str, Any], list]:
@@ -134,7 +154,7 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     m = {**DEFAULT_MEASURE, **cell.measure}
     probe = ctx.dataset(cell.test_data, split=cell.test_split, frames=1, size=1, train=False)
     class_names = list(probe.class_names)
-    method = _build(cell, len(class_names))
+    method, applied = _build(cell, len(class_names), probe)
     card = method.card
     test_ds = ctx.dataset(cell.test_data, split=cell.test_split, frames=card.frames, size=card.resolution, train=False)
     row: dict[str, Any] = {
@@ -144,6 +164,7 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         "dataset_split": cell.test_split, "dataset_synthetic": bool(test_ds.synthetic),
         "dataset_note": getattr(test_ds, "note", ""), "device": cell.device, "backend": cell.backend,
         "precision": "fp32", "modeled": False, "frames_total": card.frames, "resolution": card.resolution,
+        "applied_overrides": applied,
     }
     errors: list[dict[str, str]] = []
     if cell.train is not None and cell.train_data is not None:
@@ -239,7 +260,8 @@ class RunSummary:
 
 
 def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, progress: bool = True,
-              cache_dir: str | None = None, executor: Executor | None = None) -> RunSummary:
+              cache_dir: str | None = None, executor: Executor | None = None,
+              gmacs_per_frame: float | None = None) -> RunSummary:
     """Measure ``cells`` into the store at ``out``.
 
     Args:
@@ -249,6 +271,7 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
         progress: Progress bars.
         cache_dir: Frame cache / generated data location.
         executor: Where cells run (default :class:`SerialExecutor`).
+        gmacs_per_frame: Declared per-frame input cost for feature files without one.
 
     Returns:
         :class:`RunSummary`.
@@ -262,7 +285,7 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
     if store.path.exists() and store.rows() and not resume:
         raise FileExistsError(f"{out} already holds results; pass --resume to continue it or choose another --out")
     finished = store.finished_ids() if resume else set()
-    ctx = RunContext(out=Path(out), cache_dir=cache_dir, progress=progress)
+    ctx = RunContext(out=Path(out), cache_dir=cache_dir, progress=progress, gmacs_per_frame=gmacs_per_frame)
     executor = executor or SerialExecutor()
     summary = RunSummary()
     unique = list({c.id: c for c in cells}.values())

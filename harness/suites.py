@@ -124,6 +124,8 @@ class Suite:
         train: Training settings or ``None``.
         measure: Measurement settings.
         methods: ``[[methods]]`` tables.
+        default_config: Configuration of methods added with ``--methods``
+            (``lite``; ``features`` for the feature track).
     """
 
     name: str
@@ -136,6 +138,7 @@ class Suite:
     train: dict[str, Any] | None = None
     measure: dict[str, Any] = field(default_factory=dict)
     methods: list[dict[str, Any]] = field(default_factory=list)
+    default_config: str = "lite"
 
     def cells(self, *, data: str | None = None, train_data: str | None = None, device: str = "cpu",
               methods: list[str] | None = None, knob_sweeps: dict[str, list[dict[str, Any]]] | None = None,
@@ -161,7 +164,7 @@ class Suite:
         if methods:
             known = {m.get("name") for m in entries}
             entries = [m for m in entries if m.get("name") in methods]
-            entries += [{"name": n, "config": "lite", "knobs": "sweep"} for n in methods if n not in known]
+            entries += [{"name": n, "config": self.default_config, "knobs": "sweep"} for n in methods if n not in known]
         out: list[Cell] = []
         for m in entries:
             if "name" not in m:
@@ -174,7 +177,7 @@ class Suite:
                 knob_list = knob_spec or [{}]
             for ov, kn in itertools.product(overrides, knob_list):
                 out.append(Cell(
-                    suite=self.name, method=m["name"], config=m.get("config", "lite"), overrides=dict(ov),
+                    suite=self.name, method=m["name"], config=m.get("config", self.default_config), overrides=dict(ov),
                     knobs=dict(kn), train_data=train_src if self.train is not None else None,
                     train_split=self.train_split, test_data=test, test_split=test_split or self.test_split,
                     train=dict(self.train) if self.train is not None else None, measure=dict(self.measure),
@@ -215,5 +218,5 @@ def load_suite(name_or_path: str) -> Suite:
         name=data["name"], description=data.get("description", ""), path=str(path), dataset=data["dataset"],
         train_dataset=data_tbl.get("train"), train_split=data_tbl.get("train_split", "train"),
         test_split=data_tbl.get("test_split", "test"), train=data.get("train"), measure=data.get("measure", {}),
-        methods=list(data["methods"]),
+        methods=list(data["methods"]), default_config=data.get("default_config", "lite"),
     )

@@ -143,6 +143,8 @@ def train_method(
         n_epochs = method.stage_epochs(stage, spec.epochs)
         for epoch in range(n_epochs):
             method.train()
+            if hasattr(dataset, "set_epoch"):  # new TSN segment offsets each epoch
+                dataset.set_epoch(epoch)
             order = rng.permutation(len(dataset)).tolist()
             sums: dict[str, float] = {}
             n_batches = 0

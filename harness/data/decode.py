@@ -119,7 +119,7 @@ def _open(path: str):
         raise DataError(path, f"cannot open video (corrupt or unsupported): {e}") from e
     if not container.streams.video:
         container.close()
-        raise DataError(path, "no video stream")
+        raise DataError(path, "no video stream (not a video file, or corrupt)")
     return container
 
 

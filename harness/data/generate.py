@@ -25,10 +25,11 @@ What a video contains (``size`` × ``size`` px, ``num_frames`` frames):
   both members, differing only in a 1-pixel texture (horizontal vs vertical
   stripes, checkerboard) of ±48 levels, drawn on the pixel grid of the stored
   128 px video.  Through the standard pipeline (shorter side → 256, centre
-  crop 224, resize) the stripes have a 3.5 px period at 224 px and are clearly
-  visible; at 112 px their contrast is cut to ≈ 15 %, at 84 px to ≈ 4 %, at
-  56 px to < 1 % by the anti-aliasing filter — the pair is then two identical
-  grey squares.
+  crop 224, anti-aliased resize) the texture keeps ≈ 71 % of its contrast
+  (RMS) at 224 px, 48 % at 168, 35 % at 112 (the stored video's own sampling
+  of the crop, :func:`fine_texture_min_resolution`), 12 % (aliased) at 84 and
+  none at 56 px — there the pair is two identical flat squares.  A 3-layer CNN
+  on 8 frames learns the pair at 224 px but not at 112 px.
 * **Decoys** — in half of all videos (any class), a plain patch of the grey
   pair's colour without texture appears for a few frames outside the evidence
   window, so a low-resolution glimpse of a grey square is not evidence.
@@ -59,13 +60,14 @@ __all__ = [
     "ClassSpec",
     "generate_dataset",
     "generated_root",
+    "fine_texture_min_resolution",
     "read_manifest",
     "write_video",
 ]
 
 GENERATOR_VERSION = 1
 GENERATOR_ID = "evbench.harness.data.generate"
-_CRF = 16
+_QP = 16
 _PRESET = "veryfast"
 _NOISE_SIGMA = 4.0
 _TEXTURE_AMP = 48.0
@@ -118,6 +120,25 @@ CLASS_SPECS: tuple[ClassSpec, ...] = (
 )
 """Classes in generation order; ``num_classes = k`` uses the first ``k``
 (the default 6: four coarse classes and the grey fine pair)."""
+
+
+def fine_texture_min_resolution(size: int, scale_size: int = 256, crop_size: int = 224) -> int:
+    """Smallest output side (px) at which the fine classes' 1-pixel texture is resolvable.
+
+    The stored ``size``-px frame is scaled to ``scale_size`` and centre-cropped
+    to ``crop_size``; the 2-pixel texture period survives a further resize to
+    side ``r`` only while it stays >= 2 output pixels, i.e.
+    ``r >= crop_size * size / scale_size`` (112 px for the default 128 px videos).
+
+    Args:
+        size: Side of the stored video, px.
+        scale_size: Shorter side before the crop, px.
+        crop_size: Centre crop side, px.
+
+    Returns:
+        The threshold side in pixels (rounded up).
+    """
+    return math.ceil(crop_size * size / scale_size)
 
 
 def generated_root(cache_root: str | os.PathLike, seed: int = 0) -> Path:
@@ -341,9 +362,15 @@ def _render_video(
 
 
 def _codec() -> tuple[str, str, dict[str, str]]:
-    """(codec, file extension, encoder options): libx264/.mp4, else mpeg4/.avi."""
+    """(codec, file extension, encoder options): libx264/.mp4, else mpeg4/.avi.
+
+    Constant QP, not CRF: with PyAV 18 / FFmpeg 8 libx264 in CRF mode gave
+    different bitstreams for identical input from run to run (even with
+    ``threads=1``; bit-exact only with ``asm=0``), while constant QP was
+    bit-exact in every trial — and "same seed → same pixels" needs that.
+    """
     if "libx264" in av.codecs_available:
-        return "libx264", ".mp4", {"crf": str(_CRF), "preset": _PRESET}
+        return "libx264", ".mp4", {"qp": str(_QP), "preset": _PRESET}
     return "mpeg4", ".avi", {}
 
 
@@ -414,8 +441,8 @@ def generate_dataset(
     leaves a half-written dataset.  If ``root`` already holds a manifest with
     the same parameters it is returned unchanged.
 
-    Videos: ``num_classes × videos_per_class`` H.264 (libx264, CRF 16,
-    yuv420p) ``.mp4`` files of ``num_frames`` frames, ``size × size`` px at
+    Videos: ``num_classes × videos_per_class`` H.264 (libx264, constant
+    QP 16, preset veryfast, yuv420p) ``.mp4`` files of ``num_frames`` frames, ``size × size`` px at
     ``fps``; MPEG-4 part 2 ``.avi`` only if this PyAV lacks libx264 (the codec
     is recorded in the manifest).  Split: clips are grouped into 4 groups per
     class (``gXX``; ``cYY`` within a group) and group 1 is the test split
@@ -538,6 +565,13 @@ def _write_all(tmp: Path, params: dict) -> None:
         "encoder_options": options,
         "noise_sigma": _NOISE_SIGMA,
         "texture_amplitude": _TEXTURE_AMP,
+        "fine_texture": {
+            "period_px": 2,
+            "min_resolution": fine_texture_min_resolution(size),
+            "rule": "period at output side r (scale 256, crop 224) = 2*(256/size)*(r/224) px; "
+            "resolvable when >= 2 px, i.e. r >= 224*size/256. RMS contrast kept, for size 128: "
+            "224 px 71 %, 168 px 48 %, 112 px 35 %, 84 px 12 % (aliased), 56 px 0 %",
+        },
         "split": {"scheme": "UCF101-style groups; group 1 = test", "split_id": 1},
         "classes": [dict(asdict(s), label=i, needs_high_res=s.needs_high_res) for i, s in enumerate(specs)],
         "videos": videos,

@@ -30,7 +30,7 @@ def tsn_indices(
     Clips shorter than ``T`` frames are not an error: segments are then
     narrower than one frame, so neighbouring segments map to the same frame and
     indices repeat (e.g. ``n=3, T=8`` at test time gives
-    ``[0, 0, 0, 1, 1, 1, 2, 2]``); every index is clamped to ``[0, n-1]``.
+    ``[0, 0, 0, 1, 1, 2, 2, 2]``); every index is clamped to ``[0, n-1]``.
     Indices are always non-decreasing.
 
     Args:

@@ -37,7 +37,8 @@ def _synthetic_note(manifest: dict, split_note: str) -> str:
 def _open_generated(source: str, split, frames, size, train, seed, cache, cache_root, split_id, sc, cc):
     root_arg = source.split(":", 1)[1] if ":" in source else ""
     root = Path(root_arg).expanduser() if root_arg else generated_root(cache_root, 0)
-    generate_dataset(root, seed=0)
+    if read_manifest(root) is None:  # absent: generate with the defaults
+        generate_dataset(root, seed=0)
     return _open_pixels(root, "ucf101", split, frames, size, train, seed, cache, split_id, sc, cc)
 
 
@@ -104,8 +105,9 @@ def open_dataset(
     * ``"generated"`` — the embedded generated dataset (see
       :mod:`harness.data.generate`), created on first use in
       ``<cache root>/generated-v1-seed0`` (generation seed is always 0;
-      ``seed`` here only drives sampling).  ``"generated:<root>"`` uses (and,
-      if absent, generates) ``<root>``.  Opened as UCF101 split 1, with
+      ``seed`` here only drives sampling).  ``"generated:<root>"`` opens the generated
+      dataset in ``<root>`` whatever its parameters, generating the default
+      one there if absent.  Opened as UCF101 split 1, with
       ``synthetic = True`` and a note starting ``"SYNTHETIC"``.
     * a ``.npz`` file — :class:`~harness.data.features.FeatureDataset`
       (``split`` ``"train"`` / ``"test"`` carve a stratified validation split
