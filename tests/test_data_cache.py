@@ -61,12 +61,16 @@ def test_dataset_hit_returns_identical_tensor_without_decoding(tmp_path, tiny):
     assert again.frame_indices == first.frame_indices
     assert list((tmp_path / "frames").rglob("*.npy"))
     # a fresh dataset object (new process, say) hits the same entry
-    ds2 = open_dataset(f"generated:{tiny}", split="test", frames=4, size=56, cache_dir=str(tmp_path))
+    ds2 = open_dataset(
+        f"generated:{tiny}", split="test", frames=4, size=56, cache_dir=str(tmp_path)
+    )
     assert ds2[0].cached and torch.equal(ds2[0].x, first.x)
 
 
 def test_training_clips_bypass_the_cache(tmp_path, tiny):
-    ds = open_dataset(f"generated:{tiny}", split="train", frames=4, size=56, train=True, cache_dir=str(tmp_path))
+    ds = open_dataset(
+        f"generated:{tiny}", split="train", frames=4, size=56, train=True, cache_dir=str(tmp_path)
+    )
     s = ds[0]
     assert not s.cached
     assert not list((tmp_path / "frames").rglob("*.npy"))

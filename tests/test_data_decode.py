@@ -75,7 +75,14 @@ def _bad(tmp_path: Path, videos, name: str) -> Path:
 
 @pytest.mark.parametrize(
     "name",
-    ["empty.mp4", "text.avi", "random.mp4", "truncated_moov_end.mp4", "truncated.mp4", "truncated.avi"],
+    [
+        "empty.mp4",
+        "text.avi",
+        "random.mp4",
+        "truncated_moov_end.mp4",
+        "truncated.mp4",
+        "truncated.avi",
+    ],
 )
 def test_bad_videos_raise_data_error_naming_the_file(tmp_path, videos, name):
     p = _bad(tmp_path, videos, name)
@@ -127,7 +134,9 @@ def test_dataset_keeps_listing_when_one_file_is_bad(tmp_path, videos):
 def _write_jpegs(folder: Path, n: int, name="i_{:04d}.jpg") -> None:
     folder.mkdir(parents=True)
     for i in range(n):
-        Image.fromarray(np.full((24, 32, 3), 10 * i, dtype=np.uint8)).save(folder / name.format(i + 1), quality=95)
+        Image.fromarray(np.full((24, 32, 3), 10 * i, dtype=np.uint8)).save(
+            folder / name.format(i + 1), quality=95
+        )
 
 
 def test_frame_folder_decoding_and_natural_order(tmp_path):

@@ -38,8 +38,12 @@ def test_carved_validation_split(tmp_path):
     assert not {e.id for e in tr.entries} & {e.id for e in te.entries}
     assert np.bincount(te.labels).tolist() == [2, 2, 2]
     assert "carved from f.npz (stratified 20 %, seed 0)" in te.note
-    assert [e.id for e in open_dataset(str(p), split="test", seed=0).entries] == [e.id for e in te.entries]
-    assert [e.id for e in open_dataset(str(p), split="test", seed=1).entries] != [e.id for e in te.entries]
+    assert [e.id for e in open_dataset(str(p), split="test", seed=0).entries] == [
+        e.id for e in te.entries
+    ]
+    assert [e.id for e in open_dataset(str(p), split="test", seed=1).entries] != [
+        e.id for e in te.entries
+    ]
 
 
 def test_sample_is_dequantised_float_with_all_frames(tmp_path):
@@ -64,8 +68,14 @@ def test_gmacs_per_frame_file_key_then_argument(tmp_path):
 
 def test_optional_keys_and_float_features(tmp_path):
     feats = np.random.default_rng(1).normal(size=(6, 3, 4)).astype(np.float16)
-    p = _npz(tmp_path / "h.npz", features=feats, labels=np.array([0, 1, 0, 1, 0, 1]),
-             class_names=None, video_ids=None, scale=None)
+    p = _npz(
+        tmp_path / "h.npz",
+        features=feats,
+        labels=np.array([0, 1, 0, 1, 0, 1]),
+        class_names=None,
+        video_ids=None,
+        scale=None,
+    )
     ds = open_dataset(str(p), split="all")
     assert ds.class_names == ["class_0", "class_1"] and ds.entries[2].id == "h#2"
     assert torch.allclose(ds[1].x, torch.from_numpy(feats[1].astype(np.float32)))

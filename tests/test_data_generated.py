@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.data import DataError, decode_frames, generate_dataset, open_dataset, probe_video, resize_crop
+from harness.data import (
+    DataError,
+    decode_frames,
+    generate_dataset,
+    open_dataset,
+    probe_video,
+    resize_crop,
+)
 from harness.data import generate as gen_mod
 from harness.data import source as source_mod
 from harness.data.generate import fine_texture_min_resolution, read_manifest
@@ -63,7 +70,9 @@ def test_real_h264_in_ucf101_layout(pair):
 
 
 def test_open_generated_is_marked_synthetic(pair, tmp_path):
-    ds = open_dataset(f"generated:{pair[0]}", split="train", frames=4, size=32, cache_dir=str(tmp_path))
+    ds = open_dataset(
+        f"generated:{pair[0]}", split="train", frames=4, size=32, cache_dir=str(tmp_path)
+    )
     assert ds.synthetic is True and ds.note.startswith("SYNTHETIC") and ds.name == "generated"
     assert len(ds) == 6 and ds.manifest is not None and ds.class_names == ["RedDisc", "BlueSquare"]
     assert all(e.num_frames == 16 for e in ds.entries)  # from the manifest: no probing
@@ -123,8 +132,11 @@ def _patch_gradients(frame: np.ndarray, bbox: list[int], size: int, r: int) -> t
 
 
 def test_fine_classes_need_high_resolution(tmp_path):
-    root = Path(generate_dataset(tmp_path / "fine", seed=1, num_classes=4, videos_per_class=2,
-                                 num_frames=12, size=64))
+    root = Path(
+        generate_dataset(
+            tmp_path / "fine", seed=1, num_classes=4, videos_per_class=2, num_frames=12, size=64
+        )
+    )
     m = read_manifest(root)
     fine = {c["name"] for c in m["classes"] if c["needs_high_res"]}
     assert fine == {"GreyStripesH", "GreyStripesV"}
@@ -179,7 +191,11 @@ def test_default_source_generates_into_the_cache_root(tmp_path, monkeypatch):
     monkeypatch.setattr(source_mod, "generate_dataset", spy)
     ds = open_dataset("generated", split="test", frames=2, size=32, cache_dir=str(tmp_path))
     assert calls == [tmp_path / "generated-v1-seed0"]
-    assert ds.synthetic and len(ds) == 2 and json.loads((calls[0] / "manifest.json").read_text())["params"]["seed"] == 0
+    assert (
+        ds.synthetic
+        and len(ds) == 2
+        and json.loads((calls[0] / "manifest.json").read_text())["params"]["seed"] == 0
+    )
     open_dataset("generated", split="train", cache_dir=str(tmp_path))
     assert len(calls) == 1  # reused, not regenerated
 
@@ -206,3 +222,10 @@ def test_truncated_generated_video_fails_alone(pair, tmp_path):
         ds[0]
     assert ei.value.path == str(victim)
     assert ds[1].x.shape == (2, 3, 32, 32)
+
+
+def test_generated_source_on_a_foreign_folder_is_a_data_error(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("x")
+    with pytest.raises(DataError, match="generated dataset"):
+        open_dataset(f"generated:{tmp_path / 'mine'}")

@@ -14,11 +14,15 @@ from harness.data.layouts import detect_layout, list_hmdb51, list_tsn_file, list
 UCF_CLASSES = ["ApplyEyeMakeup", "Archery", "HandstandPushups"]
 
 
-def _ucf(root: Path, train: str | None = None, test: str | None = None, class_ind: str | None = None) -> Path:
+def _ucf(
+    root: Path, train: str | None = None, test: str | None = None, class_ind: str | None = None
+) -> Path:
     sd = root / "ucfTrainTestlist"
     sd.mkdir(parents=True)
     (sd / "classInd.txt").write_text(
-        class_ind if class_ind is not None else "".join(f"{i + 1} {c}\n" for i, c in enumerate(UCF_CLASSES))
+        class_ind
+        if class_ind is not None
+        else "".join(f"{i + 1} {c}\n" for i, c in enumerate(UCF_CLASSES))
     )
     (sd / "trainlist01.txt").write_text(
         train
@@ -62,7 +66,9 @@ def test_ucf101_videos_under_ucf_101_subfolder(tmp_path):
     (root / "UCF-101" / "ApplyEyeMakeup").mkdir(parents=True)
     (root / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi").write_bytes(b"x")
     te = list_ucf101(root, "test", 1)
-    assert te.entries[0].path == str(root / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi")
+    assert te.entries[0].path == str(
+        root / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi"
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,7 +79,12 @@ def test_ucf101_videos_under_ucf_101_subfolder(tmp_path):
         ("train", "ApplyEyeMakeup/a.avi 9\n", 1, "out of range"),
         ("train", "ApplyEyeMakeup/a.avi 2\n", 1, "disagrees"),
         ("test", "a.avi\n", 1, "no class folder"),
-        ("test", "ApplyEyeMakeup/a.avi\nJuggling/v_Juggling_g01_c01.avi\n", 2, "unknown class 'Juggling'"),
+        (
+            "test",
+            "ApplyEyeMakeup/a.avi\nJuggling/v_Juggling_g01_c01.avi\n",
+            2,
+            "unknown class 'Juggling'",
+        ),
     ],
 )
 def test_ucf101_malformed_split_files_name_file_and_line(tmp_path, which, text, line, match):
@@ -96,9 +107,7 @@ def test_ucf101_class_folder_case_mismatch_is_tolerated(tmp_path):
     assert list_ucf101(root, "test", 1).entries[0].label == 2
 
 
-@pytest.mark.parametrize(
-    "class_ind", ["1 A\n1 B\n", "1 A\n2 A\n", "A 1\n", "1 A\n3 B\n", ""]
-)
+@pytest.mark.parametrize("class_ind", ["1 A\n1 B\n", "1 A\n2 A\n", "A 1\n", "1 A\n3 B\n", ""])
 def test_ucf101_bad_class_index(tmp_path, class_ind):
     root = _ucf(tmp_path, class_ind=class_ind)
     with pytest.raises(DataError, match="classInd.txt"):
@@ -136,7 +145,10 @@ def test_hmdb51_split_tags(tmp_path):
     te = list_hmdb51(root, "test", 1)
     al = list_hmdb51(root, "all", 1)
     assert tr.class_names == ["brush_hair", "cartwheel"]
-    assert [(e.id, e.label) for e in tr.entries] == [("brush_hair/a.avi", 0), ("cartwheel/e.avi", 1)]
+    assert [(e.id, e.label) for e in tr.entries] == [
+        ("brush_hair/a.avi", 0),
+        ("cartwheel/e.avi", 1),
+    ]
     assert [e.id for e in te.entries] == ["brush_hair/b.avi", "cartwheel/d.avi"]
     assert len(al.entries) == 4  # tag 0 never used
     assert te.entries[0].path == str(root / "brush_hair" / "b.avi")
@@ -144,7 +156,8 @@ def test_hmdb51_split_tags(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("text", "match"), [("a.avi 3\n", "expected"), ("a.avi\n", "expected"), ("cartwheel/a.avi 1\n", "unknown class")]
+    ("text", "match"),
+    [("a.avi 3\n", "expected"), ("a.avi\n", "expected"), ("cartwheel/a.avi 1\n", "unknown class")],
 )
 def test_hmdb51_malformed_lines(tmp_path, text, match):
     root = _hmdb(tmp_path, {"brush_hair_test_split1.txt": text})
@@ -169,7 +182,9 @@ def test_tsn_list_file(tmp_path):
     _jpeg_folder(tmp_path / "frames" / "Archery" / "v1", 6)
     _jpeg_folder(tmp_path / "abs" / "Bowling" / "v2", 3)
     lst = tmp_path / "val.txt"
-    lst.write_text(f"frames/Archery/v1 6 0\n{tmp_path / 'abs' / 'Bowling' / 'v2'} 3 1\nframes/Archery/gone 0 0\n")
+    lst.write_text(
+        f"frames/Archery/v1 6 0\n{tmp_path / 'abs' / 'Bowling' / 'v2'} 3 1\nframes/Archery/gone 0 0\n"
+    )
     listing = list_tsn_file(lst)
     assert listing.class_names == ["Archery", "Bowling"]
     assert [e.num_frames for e in listing.entries] == [6, 3, 0]

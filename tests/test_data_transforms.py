@@ -20,8 +20,11 @@ def test_preprocess_shape_and_dtype(size):
 def test_normalisation_of_a_constant_image():
     frames = np.full((2, 120, 160, 3), (255, 0, 128), dtype=np.uint8)
     x = preprocess(frames, 112)
-    expect = [(1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], -IMAGENET_MEAN[1] / IMAGENET_STD[1],
-              (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2]]
+    expect = [
+        (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0],
+        -IMAGENET_MEAN[1] / IMAGENET_STD[1],
+        (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2],
+    ]
     for c in range(3):
         assert torch.allclose(x[:, c], torch.tensor(expect[c]), atol=1e-5)
 
@@ -35,7 +38,9 @@ def test_resize_shorter_side_then_centre_crop():
     f[:, :, 150:, 2] = 255
     out = resize_crop(f, 224)
     assert out.shape == (1, 224, 224, 3) and out.dtype == np.uint8
-    assert out[0, :, :, 1].min() == 255 and out[0, :, :, 0].max() == 0 and out[0, :, :, 2].max() == 0
+    assert (
+        out[0, :, :, 1].min() == 255 and out[0, :, :, 0].max() == 0 and out[0, :, :, 2].max() == 0
+    )
 
 
 def test_portrait_frames_and_custom_scale_crop():

@@ -112,7 +112,9 @@ class FrameCache:
     """
 
     def __init__(self, cache_dir: str | os.PathLike | None = None) -> None:
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_root() / "frames"
+        self.cache_dir = (
+            Path(cache_dir) if cache_dir is not None else default_cache_root() / "frames"
+        )
         self.hits = 0
         self.misses = 0
         self._warned = False

@@ -180,14 +180,25 @@ class VideoDataset(ClipDataset):
         self._draws: dict[int, int] = {}
 
     def set_epoch(self, epoch: int) -> None:
-        """Set the epoch that seeds training offsets (see the class docstring)."""
+        """Set the epoch that seeds training offsets (see the class docstring).
+
+        Args:
+            epoch: Epoch number; also resets this process's per-item draw counters.
+        """
         self.epoch = int(epoch)
         self._draws.clear()
 
     def num_frames(self, i: int) -> int:
         """Frame count of item ``i`` (from the listing, else probed once and memoised).
 
+        Args:
+            i: Item index.
+
+        Returns:
+            Number of frames, ``>= 1``.
+
         Raises:
+            IndexError: ``i`` out of range.
             DataError: The file is unreadable or has 0 frames.
         """
         i = self._index(i)
@@ -200,7 +211,18 @@ class VideoDataset(ClipDataset):
         return self._num_frames[i]
 
     def indices(self, i: int) -> list[int]:
-        """The frame indices item ``i`` would be sampled at next (consumes a draw in training)."""
+        """The frame indices item ``i`` is sampled at next (consumes a draw in training).
+
+        Args:
+            i: Item index.
+
+        Returns:
+            ``frames`` 0-based source frame indices.
+
+        Raises:
+            IndexError: ``i`` out of range.
+            DataError: The file is unreadable or has 0 frames.
+        """
         n = self.num_frames(i)
         if not self.train:
             return tsn_indices(n, self.frames, train=False)
@@ -214,9 +236,12 @@ class VideoDataset(ClipDataset):
         use_cache = self.cache is not None and (not self.train or self.cache_train)
         key = None
         if use_cache:
-            key = self.cache.key(
-                entry.path, idx, self.size, scale_size=self.scale_size, crop_size=self.crop_size
-            )
+            try:
+                key = self.cache.key(
+                    entry.path, idx, self.size, scale_size=self.scale_size, crop_size=self.crop_size
+                )
+            except OSError as e:
+                raise DataError(entry.path, f"cannot read: {e.strerror or e}") from e
             t0 = time.perf_counter()
             small = self.cache.get(key)
             if small is not None:

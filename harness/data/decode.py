@@ -31,7 +31,20 @@ __all__ = [
 ]
 
 VIDEO_EXTENSIONS = frozenset(
-    {".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ogv", ".3gp"}
+    {
+        ".avi",
+        ".mp4",
+        ".mkv",
+        ".webm",
+        ".mov",
+        ".m4v",
+        ".mpg",
+        ".mpeg",
+        ".flv",
+        ".wmv",
+        ".ogv",
+        ".3gp",
+    }
 )
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 _FLOW_PREFIXES = ("flow", "x_", "y_")
@@ -146,9 +159,7 @@ def _decode_video(path: str, indices: list[int]) -> np.ndarray:
     if n == 0:
         raise DataError(path, "no decodable frames (empty or corrupt video)")
     if last >= n:
-        raise DataError(
-            path, f"truncated: only {n} decodable frames, frame index {last} requested"
-        )
+        raise DataError(path, f"truncated: only {n} decodable frames, frame index {last} requested")
     return np.stack([got[i] for i in indices])
 
 
@@ -207,7 +218,9 @@ def probe_num_frames(path: str) -> int:
                 for _ in container.decode(stream):
                     n += 1
             except (av.FFmpegError, OSError, ValueError) as e:
-                raise DataError(path, f"corrupt video: decoding failed after {n} frames: {e}") from e
+                raise DataError(
+                    path, f"corrupt video: decoding failed after {n} frames: {e}"
+                ) from e
     finally:
         container.close()
     if n <= 0:

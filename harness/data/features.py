@@ -131,7 +131,9 @@ class FeatureDataset(ClipDataset):
                 keys = set(z.files)
                 missing = {"features", "labels"} - keys
                 if missing:
-                    raise DataError(path, f"feature file lacks {sorted(missing)} (has {sorted(keys)})")
+                    raise DataError(
+                        path, f"feature file lacks {sorted(missing)} (has {sorted(keys)})"
+                    )
                 labels = np.asarray(z["labels"])
                 class_names = [str(c) for c in z["class_names"]] if "class_names" in keys else None
                 ids = [str(v) for v in z["video_ids"]] if "video_ids" in keys else None
@@ -198,4 +200,6 @@ class FeatureDataset(ClipDataset):
         t2 = time.perf_counter()
         load_ms = (t1 - t0) * 1e3 if loaded else 0.0
         frame_idx = list(range(x.shape[0]))
-        return Sample(entry.id, entry.label, x, entry.path, frame_idx, load_ms, (t2 - t1) * 1e3, False)
+        return Sample(
+            entry.id, entry.label, x, entry.path, frame_idx, load_ms, (t2 - t1) * 1e3, False
+        )

@@ -150,13 +150,14 @@ def generated_root(cache_root: str | os.PathLike, seed: int = 0) -> Path:
 def read_manifest(root: str | os.PathLike) -> dict | None:
     """The generator manifest of ``root``, or ``None`` if ``root`` is not a generated dataset.
 
-    Raises:
-        ValueError: ``manifest.json`` exists but is not valid JSON.
+    A missing, unreadable or non-JSON ``manifest.json``, or one written by
+    something else, gives ``None``.
     """
     p = Path(root) / "manifest.json"
-    if not p.is_file():
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    m = json.loads(p.read_text(encoding="utf-8"))
     return m if isinstance(m, dict) and m.get("generator") == GENERATOR_ID else None
 
 
@@ -277,7 +278,9 @@ def _window(rng: np.random.Generator, n: int) -> tuple[int, int]:
     return start, start + length
 
 
-def _path(rng: np.random.Generator, n_frames: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+def _path(
+    rng: np.random.Generator, n_frames: int, lo: float, hi: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Linear motion of a centre inside [lo, hi]^2 over n_frames, at most 2 px/frame."""
     p0 = rng.uniform(lo, hi, 2)
     p1 = rng.uniform(lo, hi, 2)
@@ -297,7 +300,12 @@ def _render_video(
     margin = math.ceil(s * (1 - 224 / 256) / 2) + 2
     ev0, ev1 = _window(rng, n)
     length = ev1 - ev0
-    info: dict = {"start": ev0, "end": ev1, "kind": spec.kind, "needs_high_res": spec.needs_high_res}
+    info: dict = {
+        "start": ev0,
+        "end": ev1,
+        "kind": spec.kind,
+        "needs_high_res": spec.needs_high_res,
+    }
     if spec.kind == "coarse":
         r = rng.uniform(0.14, 0.20) * s
         cxs, cys = _path(rng, length, margin + r, s - margin - r)
@@ -321,7 +329,14 @@ def _render_video(
             d_side = int(round(rng.uniform(0.30, 0.40) * s))
             dxs, dys = _path(rng, d_len, margin, s - margin - d_side)
             d_color = np.array(_GREY, dtype=np.float32) + rng.uniform(-22, 22)
-            decoy = (d0, d0 + d_len, d_side, np.round(dxs).astype(int), np.round(dys).astype(int), d_color)
+            decoy = (
+                d0,
+                d0 + d_len,
+                d_side,
+                np.round(dxs).astype(int),
+                np.round(dys).astype(int),
+                d_color,
+            )
     noise_rng = np.random.default_rng(rng.integers(2**63))
     frames = []
     x_min = y_min = s
@@ -351,9 +366,16 @@ def _render_video(
                 box = (x0, y0, x0 + side, y0 + side)
             x_min, y_min = min(x_min, box[0]), min(y_min, box[1])
             x_max, y_max = max(x_max, box[2]), max(y_max, box[3])
-        img = img + noise_rng.standard_normal(img.shape, dtype=np.float32) * np.float32(_NOISE_SIGMA)
+        img = img + noise_rng.standard_normal(img.shape, dtype=np.float32) * np.float32(
+            _NOISE_SIGMA
+        )
         frames.append(np.clip(np.round(img), 0, 255).astype(np.uint8))
-    info["bbox"] = [int(math.floor(x_min)), int(math.floor(y_min)), int(math.ceil(x_max)), int(math.ceil(y_max))]
+    info["bbox"] = [
+        int(math.floor(x_min)),
+        int(math.floor(y_min)),
+        int(math.ceil(x_max)),
+        int(math.ceil(y_max)),
+    ]
     info["decoy"] = None if decoy is None else {"start": decoy[0], "end": decoy[1]}
     return frames, info
 
@@ -406,7 +428,9 @@ def write_video(
             stream.bit_rate = 4_000_000
         to_yuv = VideoReformatter()
         for arr in frames:
-            frame = to_yuv.reformat(av.VideoFrame.from_ndarray(arr, format="rgb24"), format="yuv420p")
+            frame = to_yuv.reformat(
+                av.VideoFrame.from_ndarray(arr, format="rgb24"), format="yuv420p"
+            )
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
@@ -521,7 +545,9 @@ def _write_all(tmp: Path, params: dict) -> None:
         for v in range(vpc):
             group, clip = v // per_group + 1, v % per_group + 1
             if (group, clip) not in scenes:
-                scenes[(group, clip)] = _Scene(np.random.default_rng([seed, 2, group, clip]), size, n)
+                scenes[(group, clip)] = _Scene(
+                    np.random.default_rng([seed, 2, group, clip]), size, n
+                )
             rng = np.random.default_rng([seed, 1, label, v])
             frames, info = _render_video(spec, scenes[(group, clip)], rng, size, n)
             rel = f"{spec.name}/v_{spec.name}_g{group:02d}_c{clip:02d}{ext}"
@@ -539,15 +565,21 @@ def _write_all(tmp: Path, params: dict) -> None:
                     "clip": clip,
                     "split": split,
                     "num_frames": n,
-                    "evidence": {k: info[k] for k in ("start", "end", "kind", "needs_high_res", "bbox")},
+                    "evidence": {
+                        k: info[k] for k in ("start", "end", "kind", "needs_high_res", "bbox")
+                    },
                     "decoy": info["decoy"],
                 }
             )
     (split_dir / "classInd.txt").write_text(
         "".join(f"{i + 1} {s.name}\n" for i, s in enumerate(specs)), encoding="utf-8"
     )
-    (split_dir / "trainlist01.txt").write_text("".join(x + "\n" for x in train_lines), encoding="utf-8")
-    (split_dir / "testlist01.txt").write_text("".join(x + "\n" for x in test_lines), encoding="utf-8")
+    (split_dir / "trainlist01.txt").write_text(
+        "".join(x + "\n" for x in train_lines), encoding="utf-8"
+    )
+    (split_dir / "testlist01.txt").write_text(
+        "".join(x + "\n" for x in test_lines), encoding="utf-8"
+    )
     manifest = {
         "generator": GENERATOR_ID,
         "version": GENERATOR_VERSION,
@@ -573,7 +605,9 @@ def _write_all(tmp: Path, params: dict) -> None:
             "224 px 71 %, 168 px 48 %, 112 px 35 %, 84 px 12 % (aliased), 56 px 0 %",
         },
         "split": {"scheme": "UCF101-style groups; group 1 = test", "split_id": 1},
-        "classes": [dict(asdict(s), label=i, needs_high_res=s.needs_high_res) for i, s in enumerate(specs)],
+        "classes": [
+            dict(asdict(s), label=i, needs_high_res=s.needs_high_res) for i, s in enumerate(specs)
+        ],
         "videos": videos,
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

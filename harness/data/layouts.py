@@ -139,7 +139,9 @@ def _read_class_ind(path: Path) -> list[str]:
             raise DataError(f"{path}:{n}", f"duplicate class name {name!r}")
         by_index[idx] = name
     if sorted(by_index) != list(range(1, len(by_index) + 1)):
-        raise DataError(str(path), f"class indices must be 1..{len(by_index)}, got {sorted(by_index)}")
+        raise DataError(
+            str(path), f"class indices must be 1..{len(by_index)}, got {sorted(by_index)}"
+        )
     return [by_index[i] for i in range(1, len(by_index) + 1)]
 
 
@@ -266,9 +268,13 @@ def list_hmdb51(root: str | os.PathLike, split: str = "test", split_id: int = 1)
             if "/" in video:
                 vcls, video = video.rsplit("/", 1)
                 if vcls != cls:
-                    raise DataError(where, f"unknown class {vcls!r} in the split file of class {cls!r}")
+                    raise DataError(
+                        where, f"unknown class {vcls!r} in the split file of class {cls!r}"
+                    )
             if int(parts[1]) in want:
-                entries.append(Entry(id=f"{cls}/{video}", path=str(root / cls / video), label=label))
+                entries.append(
+                    Entry(id=f"{cls}/{video}", path=str(root / cls / video), label=label)
+                )
     note = f"HMDB51 layout, official split {split_id} (tag {'/'.join(map(str, sorted(want)))})"
     return Listing("hmdb51", class_names, entries, note)
 
@@ -351,7 +357,9 @@ def list_class_folders(root: str | os.PathLike, split: str = "test") -> Listing:
         classes = sorted(
             d.name
             for d in root.iterdir()
-            if d.is_dir() and not d.name.startswith(".") and d.name not in (UCF_SPLIT_DIR, HMDB_SPLIT_DIR)
+            if d.is_dir()
+            and not d.name.startswith(".")
+            and d.name not in (UCF_SPLIT_DIR, HMDB_SPLIT_DIR)
         )
     except OSError as e:
         raise DataError(str(root), f"cannot list dataset folder: {e.strerror or e}") from e

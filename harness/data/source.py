@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .cache import FrameCache, default_cache_root
 from .datasets import ClipDataset, VideoDataset
+from .errors import DataError
 from .features import FeatureDataset
 from .generate import generate_dataset, generated_root, read_manifest
 from .layouts import (
@@ -34,15 +35,22 @@ def _synthetic_note(manifest: dict, split_note: str) -> str:
     )
 
 
-def _open_generated(source: str, split, frames, size, train, seed, cache, cache_root, split_id, sc, cc):
+def _open_generated(
+    source: str, split, frames, size, train, seed, cache, cache_root, split_id, sc, cc
+):
     root_arg = source.split(":", 1)[1] if ":" in source else ""
     root = Path(root_arg).expanduser() if root_arg else generated_root(cache_root, 0)
-    if read_manifest(root) is None:  # absent: generate with the defaults
-        generate_dataset(root, seed=0)
+    try:
+        if read_manifest(root) is None:  # absent: generate with the defaults
+            generate_dataset(root, seed=0)
+    except (FileExistsError, ValueError) as e:
+        raise DataError(str(root), f"cannot use as the generated dataset: {e}") from e
     return _open_pixels(root, "ucf101", split, frames, size, train, seed, cache, split_id, sc, cc)
 
 
-def _open_pixels(root, layout, split, frames, size, train, seed, cache, split_id, sc, cc) -> VideoDataset:
+def _open_pixels(
+    root, layout, split, frames, size, train, seed, cache, split_id, sc, cc
+) -> VideoDataset:
     root = Path(root)
     if layout == "ucf101":
         listing = list_ucf101(root, split, split_id)
@@ -59,7 +67,9 @@ def _open_pixels(root, layout, split, frames, size, train, seed, cache, split_id
     if manifest is not None:
         per_video = {v["id"]: v for v in manifest.get("videos", [])}
         entries = [
-            dataclasses.replace(e, num_frames=per_video[e.id]["num_frames"]) if e.id in per_video else e
+            dataclasses.replace(e, num_frames=per_video[e.id]["num_frames"])
+            if e.id in per_video
+            else e
             for e in entries
         ]
         name = "generated"
@@ -149,7 +159,9 @@ def open_dataset(
             file and line), unknown class.
         ValueError: Unknown ``split`` or bad numeric arguments.
     """
-    if split not in ("train", "test", "all") and not (split == "val" and str(source).endswith(".npz")):
+    if split not in ("train", "test", "all") and not (
+        split == "val" and str(source).endswith(".npz")
+    ):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     if size < 1 or frames < 1:
         raise ValueError(f"size and frames must be positive, got size={size}, frames={frames}")
@@ -158,7 +170,17 @@ def open_dataset(
     source = str(source)
     if source == "generated" or source.startswith("generated:"):
         return _open_generated(
-            source, split, frames, size, train, seed, cache, cache_root, split_id, scale_size, crop_size
+            source,
+            split,
+            frames,
+            size,
+            train,
+            seed,
+            cache,
+            cache_root,
+            split_id,
+            scale_size,
+            crop_size,
         )
     path = Path(os.path.expanduser(source))
     layout = detect_layout(path)
@@ -169,4 +191,3 @@ def open_dataset(
     return _open_pixels(
         path, layout, split, frames, size, train, seed, cache, split_id, scale_size, crop_size
     )
-

@@ -1,0 +1,118 @@
+"""ResNet with shared convolutions and one BatchNorm per input resolution (RSEE's backbone).
+
+RSEE (Wang et al., BDMA 2025; official ``ops/parallel_resnet.py`` and
+``ops/parallel.py``) runs one ResNet-50 at 224/168/112/84 px: every
+convolution and the fc are shared, every BatchNorm is private to a resolution
+(``BatchNorm2dParallel`` with children ``bn0 … bn{K−1}``, selected at inference
+by the chosen resolution, ``spec=chosen_reso``).  The official network also
+keeps its torchvision ``fc`` as a 2048 → 2048 feature projection
+(``parallel_resnet50(num_classes=2048)``); the classifier ``new_fc`` lives in
+the method.
+
+Here the torchvision :class:`~torchvision.models.resnet.ResNet` is reused with
+``norm_layer`` = :class:`MultiBatchNorm2d`, so the state_dict keys are the
+official ones minus ``ModuleParallel``'s ``.module`` (``conv1.weight``,
+``bn1.bn0.weight``, ``layer1.0.downsample.1.bn2.running_mean``, ``fc.weight``).
+The bank is picked from the input's side (``resolutions.index(x.shape[-1])``),
+so one counted module serves every resolution: its cost-table keys are
+``("backbone", (3, r, r))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+__all__ = ["MultiBatchNorm2d", "MultiBNResNet", "ARCHS"]
+
+#: Architectures: name -> (block, layers, pooled width).
+ARCHS: dict[str, tuple[type[nn.Module], list[int], int]] = {
+    "resnet50": (Bottleneck, [3, 4, 6, 3], 2048),
+    "resnet18": (BasicBlock, [2, 2, 2, 2], 512),
+    "resnet10": (BasicBlock, [1, 1, 1, 1], 512),
+}
+
+
+class MultiBatchNorm2d(nn.Module):
+    """``num_banks`` private BatchNorm2d layers ``bn0 … bn{K−1}`` (official ``BatchNorm2dParallel``).
+
+    Args:
+        num_features: Channels C.
+        num_banks: K, one per resolution.
+
+    Shapes:
+        ``(N, C, H, W)`` → same; normalised by bank :attr:`bank`.
+    """
+
+    def __init__(self, num_features: int, num_banks: int) -> None:
+        super().__init__()
+        for i in range(num_banks):
+            setattr(self, f"bn{i}", nn.BatchNorm2d(num_features))
+        self.num_banks = num_banks
+        self.bank = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise with bank :attr:`bank`."""
+        return getattr(self, f"bn{self.bank}")(x)
+
+
+class MultiBNResNet(ResNet):
+    """torchvision ResNet with shared convolutions and per-resolution BatchNorm banks.
+
+    Args:
+        arch: Key of :data:`ARCHS` (``resnet50`` in the paper, ``resnet10`` lite).
+        resolutions: Input sides in px, bank ``i`` ↔ ``resolutions[i]``
+            (RSEE: 224, 168, 112, 84).
+        fc_dim: Width of the trailing fc (RSEE keeps a D → D fc; 0 = identity).
+
+    Shapes:
+        ``forward(x)``: ``(N, 3, r, r)`` with ``r`` in ``resolutions`` →
+        ``(N, fc_dim or D)``.
+
+    Raises:
+        KeyError: Unknown ``arch``.
+    """
+
+    def __init__(self, arch: str, resolutions: Sequence[int], fc_dim: int | None = None) -> None:
+        if arch not in ARCHS:
+            raise KeyError(f"unknown arch {arch!r}; known: {', '.join(ARCHS)}")
+        block, layers, dim = ARCHS[arch]
+        super().__init__(block, layers, num_classes=fc_dim or dim,
+                         norm_layer=partial(MultiBatchNorm2d, num_banks=len(resolutions)))
+        if fc_dim == 0:
+            self.fc = nn.Identity()
+        self.resolutions = tuple(int(r) for r in resolutions)
+        self.dim = dim
+        self.out_dim = fc_dim or dim
+        self._banks = [m for m in self.modules() if isinstance(m, MultiBatchNorm2d)]
+
+    def set_bank(self, bank: int) -> None:
+        """Select BatchNorm bank ``bank`` in every layer.
+
+        Raises:
+            IndexError: Bank out of range.
+        """
+        if not 0 <= bank < len(self.resolutions):
+            raise IndexError(f"bank {bank} out of range for resolutions {self.resolutions}")
+        for m in self._banks:
+            m.bank = bank
+
+    def bank_of(self, side: int) -> int:
+        """Bank index of an input side in px.
+
+        Raises:
+            ValueError: ``side`` is not one of :attr:`resolutions`.
+        """
+        try:
+            return self.resolutions.index(int(side))
+        except ValueError:
+            raise ValueError(f"input side {side} px is not one of the resolutions {self.resolutions}") from None
+
+    def forward(self, x: torch.Tensor, bank: int | None = None) -> torch.Tensor:  # type: ignore[override]
+        """``(N, 3, r, r)`` → ``(N, out_dim)`` using bank ``bank`` (default: the bank of ``r``)."""
+        self.set_bank(self.bank_of(x.shape[-1]) if bank is None else bank)
+        return super().forward(x)

@@ -1,0 +1,61 @@
+"""The evbench CLI contract: methods --json, profile --json, run on real shared data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cli import main
+from harness.results import load
+
+from shared_data import shared_path
+
+
+def test_methods_json_lists_names_and_cards(capsys):
+    assert main(["methods", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    names = {m["name"] for m in listing}
+    assert {"uniform", "uniform_lstm"} <= names
+    for m in listing:
+        assert m["card"]["paper"] and "paper" in m["configs"] and "lite" in m["configs"]
+
+
+def test_profile_json_has_the_contract_keys(capsys):
+    rc = main(["profile", "--method", "uniform", "--config", "lite", "--frames", "2", "--min-queries", "4",
+               "--min-duration", "0", "--no-offline", "--clips", "2", "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    for key in ("gmacs_per_frame", "gmacs_per_video", "executed_gmacs_per_video", "cost_table", "latency_ms", "fps",
+                "peak_rss_mb"):
+        assert key in d
+    assert {"p50", "p90", "p99", "mean"} <= set(d["latency_ms"])
+    assert d["cost_table"][0].keys() >= {"module", "input_shape", "gmacs"}
+    assert d["executed_gmacs_per_video"] == pytest.approx(d["gmacs_per_video"], rel=0.01)
+    assert d["gmacs_per_video"] == pytest.approx(2 * d["gmacs_per_frame"])
+    assert len(d["latency_ms"]["samples"]) >= 4
+
+
+def test_profile_unknown_knob_exits_with_a_clear_message(capsys):
+    assert main(["profile", "--method", "uniform", "--config", "lite", "--knob", "bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_on_real_frame_folders_reports_per_file_decode(tmp_path):
+    frames = shared_path("ucf101_frames")
+    out = tmp_path / "run"
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'name = "real"\ndataset = "x"\n[data]\ntest_split = "all"\n[measure]\nmin_queries = 4\nmin_duration_s = 0.0\n'
+        'offline = false\nper_file = true\nlatency_clips = 1\n[[methods]]\nname = "uniform"\nconfig = "lite"\n'
+        'overrides = [{ frames = 2, resolution = 56 }]\n'
+    )
+    rc = main(["run", "--suite", str(suite), "--data", str(frames), "--out", str(out), "--quiet",
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    row = load(out).iloc[0]
+    assert row["num_videos"] == 6 and len(row["per_file"]) == 6
+    assert all(f["decode_ms"] > 0 for f in row["per_file"])
+    assert row["trained"] is False or row["trained"] == 0
+    assert (out / "report" / "index.html").exists()
