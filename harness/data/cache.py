@@ -157,9 +157,14 @@ class FrameCache:
         return self.cache_dir / key[:2] / f"{key}.npy"
 
     def get(self, key: str) -> np.ndarray | None:
-        """The cached ``(T, S, S, 3)`` uint8 array for ``key``, or ``None`` on a miss.
+        """The cached clip for ``key``.
 
-        A missing, unreadable or corrupt entry counts as a miss.
+        Args:
+            key: From :meth:`key`.
+
+        Returns:
+            ``(T, S, S, 3)`` uint8 array, or ``None`` on a miss (a missing,
+            unreadable or corrupt entry counts as a miss).
         """
         p = self._path(key)
         try:
@@ -171,10 +176,14 @@ class FrameCache:
         return arr
 
     def put(self, key: str, frames: np.ndarray) -> None:
-        """Store ``frames`` under ``key`` atomically (temporary file + ``os.replace``).
+        """Store a clip atomically (temporary file + ``os.replace``).
+
+        Args:
+            key: From :meth:`key`.
+            frames: ``(T, S, S, 3)`` uint8 array.
 
         Write failures are reported once with :func:`warnings.warn` and
-        otherwise ignored.
+        otherwise ignored (the cache is an optimisation, never a failure).
         """
         p = self._path(key)
         try:

@@ -52,7 +52,14 @@ _NUM = re.compile(r"(\d+)(?!.*\d)")
 
 
 def is_video_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` has a video file extension (case-insensitive)."""
+    """Whether ``path`` has a video file extension (case-insensitive).
+
+    Args:
+        path: File name or path.
+
+    Returns:
+        ``True`` for the extensions in :data:`VIDEO_EXTENSIONS`.
+    """
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 

@@ -142,16 +142,28 @@ def fine_texture_min_resolution(size: int, scale_size: int = 256, crop_size: int
 
 
 def generated_root(cache_root: str | os.PathLike, seed: int = 0) -> Path:
-    """Folder of the generated dataset under a cache root:
-    ``<cache_root>/generated-v<GENERATOR_VERSION>-seed<seed>``."""
+    """Folder of the generated dataset under a cache root.
+
+    Args:
+        cache_root: evbench cache root (see :func:`~harness.data.cache.default_cache_root`).
+        seed: Generation seed.
+
+    Returns:
+        ``<cache_root>/generated-v<GENERATOR_VERSION>-seed<seed>``.
+    """
     return Path(cache_root) / f"generated-v{GENERATOR_VERSION}-seed{seed}"
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:
-    """The generator manifest of ``root``, or ``None`` if ``root`` is not a generated dataset.
+    """The generator manifest of a folder.
 
-    A missing, unreadable or non-JSON ``manifest.json``, or one written by
-    something else, gives ``None``.
+    Args:
+        root: Dataset folder.
+
+    Returns:
+        The parsed ``manifest.json``, or ``None`` if ``root`` is not a
+        generated dataset (missing, unreadable or non-JSON manifest, or one
+        written by something else).
     """
     p = Path(root) / "manifest.json"
     try:
