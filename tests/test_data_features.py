@@ -37,7 +37,7 @@ def test_carved_validation_split(tmp_path):
     assert (len(tr), len(te), len(al)) == (24, 6, 30)
     assert not {e.id for e in tr.entries} & {e.id for e in te.entries}
     assert np.bincount(te.labels).tolist() == [2, 2, 2]
-    assert "carved from f.npz (stratified 20 %, seed 0)" in te.note
+    assert "carved from f.npz (stratified 20 %: the last clips of each class in video-id order" in te.note
     assert [e.id for e in open_dataset(str(p), split="test", seed=0).entries] == [
         e.id for e in te.entries
     ]

@@ -73,3 +73,16 @@ def test_stratified_split_rejects_bad_fraction():
         stratified_split(np.zeros(4, dtype=int), 0.0, 0)
     with pytest.raises(ValueError):
         stratified_split(np.zeros(4, dtype=int), 1.0, 0)
+
+
+def test_blocked_split_keeps_neighbours_together_and_is_stratified():
+    from harness.data import blocked_stratified_split
+
+    labels = np.repeat([0, 1, 2], 10)
+    ids = np.array([f"v_{i:04d}" for i in range(30)])
+    train, val = blocked_stratified_split(labels, ids, 0.2)
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(30))
+    assert val.tolist() == [8, 9, 18, 19, 28, 29]  # the last two of each class, in id order
+    shuffled = np.random.default_rng(0).permutation(30)
+    t2, v2 = blocked_stratified_split(labels[shuffled], ids[shuffled], 0.2)
+    assert sorted(ids[shuffled][v2].tolist()) == sorted(ids[val].tolist())

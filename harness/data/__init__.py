@@ -23,11 +23,12 @@ from .errors import DataError
 from .features import FeatureDataset
 from .generate import CLASS_SPECS, generate_dataset, read_manifest
 from .records import Entry, Sample
-from .sampling import stratified_split, tsn_indices, uniform_indices
+from .sampling import blocked_stratified_split, stratified_split, tsn_indices, uniform_indices
 from .source import open_dataset
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess, resize_crop
 
 __all__ = [
+    "blocked_stratified_split",
     "CLASS_SPECS",
     "ClipDataset",
     "DataError",

@@ -36,7 +36,7 @@ import torch
 from .datasets import ClipDataset
 from .errors import DataError
 from .records import Entry, Sample
-from .sampling import stratified_split
+from .sampling import blocked_stratified_split, stratified_split
 
 __all__ = ["FeatureDataset"]
 
@@ -94,7 +94,8 @@ class FeatureDataset(ClipDataset):
 
     Splits: ``"all"`` is every clip (the file used only as a test file).
     ``"train"`` and ``"test"`` (alias ``"val"``) carve a stratified validation
-    split out of the file with :func:`stratified_split` (``val_fraction``,
+    split out of the file with :func:`blocked_stratified_split` when it has ``video_ids``
+    (else :func:`stratified_split`; ``val_fraction``,
     ``seed``): ``"train"`` is the rest, ``"test"`` the carve-out, and the note
     says so.
 
@@ -158,19 +159,23 @@ class FeatureDataset(ClipDataset):
         if class_names is None:
             class_names = [f"class_{k}" for k in range(n_cls)]
         p = Path(path)
+        has_ids = ids is not None
         if ids is None:
             ids = [f"{p.stem}#{i}" for i in range(shape[0])]
         if split == "all":
             sel = np.arange(shape[0])
             note = f"all {shape[0]} clips of {p.name} (file used as a test file only)"
         else:
-            train_idx, val_idx = stratified_split(labels, val_fraction, seed)
-            sel = train_idx if split == "train" else val_idx
             part = "the remaining clips" if split == "train" else "the carved-out clips"
-            note = (
-                f"validation split carved from {p.name} (stratified {val_fraction * 100:g} %, "
-                f"seed {seed}); this is {part}"
-            )
+            if has_ids:
+                train_idx, val_idx = blocked_stratified_split(labels, np.asarray(ids), val_fraction)
+                how = (f"stratified {val_fraction * 100:g} %: the last clips of each class in video-id order, "
+                       "so clips of one UCF101 group (same actor and scene) stay on one side")
+            else:
+                train_idx, val_idx = stratified_split(labels, val_fraction, seed)
+                how = f"stratified {val_fraction * 100:g} %, random with seed {seed} (no video ids in the file)"
+            sel = train_idx if split == "train" else val_idx
+            note = f"validation split carved from {p.name} ({how}); this is {part}"
         entries = [
             Entry(id=ids[i], path=path, label=int(labels[i]), num_frames=int(shape[1])) for i in sel
         ]

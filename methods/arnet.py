@@ -1,0 +1,1040 @@
+"""AR-Net: adaptive frame resolution (and skipping) with realised savings.
+
+Meng, Lin, Panda, Sattigeri, Karlinsky, Oliva, Saenko, Feris, "AR-Net: Adaptive
+Frame Resolution for Efficient Action Recognition", ECCV 2020
+(doi:10.1007/978-3-030-58571-6_6); official code ``mengyuest/AR-Net``
+(``ops/models_ada.py`` model, ``main_base.py`` losses and checkpoint loading).
+
+Per frame ``t`` a recurrent policy (§3.2, Fig. 2) — a lite CNN on the
+low-resolution frame → ``LSTMCell`` → linear — picks one of ``A`` actions, in
+the official order (``TSN_Ada._get_action_dimension``):
+
+====================  =================================================================
+index                 action
+====================  =================================================================
+``0 .. K-1``          run branch ``k`` (paper: ResNet-50 @224, ResNet-34 @168, ResNet-18 @112)
+``K``                 the policy's own classifier ``lite_fc`` on the policy state (@84)
+``K+1 ..``            skip ``s`` frames, ``s`` in ``skips`` (paper: 1, 2, 4)
+====================  =================================================================
+
+**Skip semantics** (official ``get_lite_j_and_r``): a skip of ``s`` chosen on
+frame ``t`` means frames ``t .. t+s-1`` get no prediction and frames
+``t+1 .. t+s-1`` get no policy step (the policy state is carried over).
+**Video logits** (official ``combine_logits``): the mean of the executed
+frames' logits. **All frames skipped**: the official code returns all-zero
+logits (``sum / clamp(count, 1)``), which makes the arg-max class 0; here the
+video logits are ``lite_fc`` of the final policy state instead (one linear
+layer, counted, trace exit ``"all_skipped"``), in training and inference alike.
+
+**Realised inference** (DESIGN §3): the policy runs first, frame by frame, only
+on frames that are not being skipped; then every branch runs *once*, on exactly
+the frames (of all samples in the batch) that chose it (``index_select``
+grouping), and skipped frames run nothing.  The official model instead runs
+every backbone on every frame and masks the logits — ``bench/bench_arnet.py``
+times both with the same decisions.
+
+**Deterministic decisions**: inference takes the arg-max action.  The official
+test path (``validate`` → ``F.gumbel_softmax(p_t, tau, True)``) samples Gumbel
+noise even at test time, so its decisions are random; evbench's are not.
+
+**Training** (§3.3, Eq. 10–12, ``main_base.py``): Gumbel-softmax
+straight-through on the log-probabilities, ``τ = 5·exp(−0.045·epoch)``; loss
+``(1−α)·CE + α·E[GMACs per frame] + β·‖u − mean(u)‖₂`` with ``u`` the batch's
+action-usage distribution (``cal_eff`` with ``--use_gflops_loss``, L2
+uniformity; the official script's ``uniform_loss_weight`` 3.0 is applied inside
+the efficiency term, so ``β = α·3``).  Three stages (``scripts_train.sh``):
+``warmup`` (A-1: the branches — and the policy CNN with ``lite_fc`` — trained
+as classifiers, the action layer fixed), ``joint`` (A-2: everything,
+decisions sampled), ``finetune`` (A-3: ``--freeze_policy``: policy CNN, LSTM,
+action layer and ``lite_fc`` frozen, the branches trained on the frozen
+policy's sampled decisions).
+
+**Feature variant** (``input_kind="features"``, ``x`` of shape ``(B, T, D)``):
+AR-Net's skip policy alone: actions *use this frame*, *skip 1/2/4*.  The policy
+input is a learned projection ``ReLU(Linear(D → P))`` of the frame feature;
+a used frame's full feature goes through a linear classifier.  What the policy
+reads is costed by ``policy_input``: ``"cheap"`` (default) declares a cheap
+extractor costing ``policy_input_ratio × gmacs_per_frame`` per looked-at frame
+(the paper's MobileNetV2@84 / ResNet-50@224 ratio, 0.053 / 4.11) plus the full
+feature for used frames; ``"full"`` charges the full feature for every frame the
+policy looks at (an honest upper bound: the projection is computed from the
+full feature here).  Either way the accuracy is that of a policy that sees a
+projection of the full feature, which a cheap extractor would not give.
+
+Departures from the official code, all deliberate: arg-max inference (above);
+the LSTM *cell* state is also frozen during skipped frames (the official code
+keeps updating ``cx`` on skipped frames, because it runs the policy on every
+frame, and only restores ``hx``); the all-skipped fallback (above); lite
+configurations may skip backbone training in the joint stage and warm up each
+branch on a random share of the frames (``joint_backbones`` /
+``warmup_all_frames``, CPU budget); finetune runs only the chosen branch per
+frame (the gradient is the official one because the frozen policy's decisions
+zero the others, except that train-mode batch-norm statistics are taken over
+each branch's group of frames).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
+from harness.registry import register_method
+from methods.checkpoints import (
+    CheckpointError,
+    load_converted,
+    read_state_dict,
+    rename_keys,
+    strip_prefix,
+)
+from methods.common import (
+    FEATURE_CONFIG,
+    VGG16_SOURCE,
+    FeatureEncoder,
+    PixelEncoder,
+    lstm_cell_entry,
+)
+from methods.policy import RecurrentPolicy, gumbel_straight_through, gumbel_tau
+
+__all__ = ["ARNet", "ARNetFeatures", "build_arnet", "load_official_arnet", "flat_to_torchvision_mobilenet_v2", "CONFIGS"]
+
+PAPER = ('Y. Meng, C.-C. Lin, R. Panda, P. Sattigeri, L. Karlinsky, A. Oliva, K. Saenko, R. Feris, '
+         '"AR-Net: Adaptive Frame Resolution for Efficient Action Recognition", ECCV 2020')
+DOI = "10.1007/978-3-030-58571-6_6"
+CODE = "https://github.com/mengyuest/AR-Net"
+#: Paper ratio of the policy CNN to the most expensive branch (MobileNetV2 @84 / ResNet-50 @224).
+PAPER_POLICY_RATIO = 0.053 / 4.11
+#: GMACs of ResNet-50 @224 — the reference scale of the efficiency term for lite/feature configurations.
+RESNET50_GMACS = 4.11
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "input_kind": "pixels", "frames": 16,
+        "backbones": ["resnet50", "resnet34", "resnet18"], "resolutions": [224, 168, 112],
+        "policy_backbone": "mobilenet_v2", "policy_resolution": 84, "hidden": 512, "skips": [1, 2, 4],
+        "policy_head": True, "warmup_all_frames": True, "joint_backbones": True, "eff_reference_gmacs": 0.0,
+    },
+    # CPU-trainable: ≈ 1.9 GMACs/clip at the upper bound (force=112), 8 frames
+    "lite": {
+        "input_kind": "pixels", "frames": 8,
+        "backbones": ["resnet10", "resnet10", "resnet10"], "resolutions": [112, 84, 56],
+        "policy_backbone": "mobilenet_v2_035", "policy_resolution": 48, "hidden": 512, "skips": [1, 2, 4],
+        "policy_head": True, "warmup_all_frames": False, "joint_backbones": False,
+        "eff_reference_gmacs": RESNET50_GMACS,
+    },
+    # skip policy on pre-extracted features (B, 25, 4096)
+    "features": {**FEATURE_CONFIG, "skips": [1, 2, 4], "hidden": 512, "policy_dim": 256,
+                 "eff_reference_gmacs": RESNET50_GMACS},
+}
+
+_CHUNK = 64  # frames per backbone call (bounds memory for large batches; costs unchanged)
+
+
+def _stage_split(stage: str, epochs: int) -> int:
+    """Epochs of ``stage`` out of ``epochs``: warm-up and finetune ≈ ¼ each (≥ 1), joint the rest (≥ 1)."""
+    side = max(1, round(0.25 * epochs))
+    if stage in ("warmup", "finetune"):
+        return side
+    return max(1, epochs - 2 * side)
+
+
+def _rank_bias(num_actions: int, cheap_bias: float, skip_bias: float, first_skip: int) -> torch.Tensor:
+    """Logit bias ``(A,)``: ``cheap_bias·k/(A−1)`` for action ``k`` (actions ordered most → least compute),
+    plus ``skip_bias`` on the skip actions."""
+    k = torch.arange(num_actions, dtype=torch.float32)
+    bias = cheap_bias * k / max(1, num_actions - 1)
+    bias[first_skip:] += skip_bias
+    return bias
+
+
+def _knob_specs() -> tuple[KnobSpec, ...]:
+    return (
+        KnobSpec("cheap_bias", 0.0,
+                 "logit bias cheap_bias·k/(A−1) added to action k, actions ordered from most to least compute "
+                 "(largest branch … skip 4); > 0 trades accuracy for GMACs", (-1.0, 1.0, 2.0, 4.0, 8.0)),
+        KnobSpec("skip_bias", 0.0, "logit bias added to every skip action", ()),
+    )
+
+
+class _ARNetBase(Method):
+    """What the pixel and feature variants share: the policy roll-out, knobs, losses and stages."""
+
+    num_classes: int
+    skips: tuple[int, ...]
+    n_pred: int  # actions that produce a prediction (branches + policy head, or "use")
+    hidden: int
+    alpha: float
+    beta: float
+    tau0: float
+    tau_decay: float
+    eff_reference_gmacs: float
+
+    # -- policy pieces implemented by the variants ---------------------------------
+    def _policy_rnn(self) -> nn.LSTMCell:
+        raise NotImplementedError
+
+    def _policy_linear(self) -> nn.Linear:
+        raise NotImplementedError
+
+    def _policy_features(self, x: torch.Tensor, rows: torch.Tensor | None, t: int | None) -> torch.Tensor:
+        """Policy-CNN/projection features: ``(B, T, P)`` for ``t=None``, else ``(len(rows), P)`` of frame ``t``."""
+        raise NotImplementedError
+
+    def _policy_step_trace(self, t: int) -> tuple[list[TraceStep], list[TraceStep]]:
+        """Trace of frame ``t``'s policy step: (steps done by ``_policy_features``, LSTM + action layer)."""
+        raise NotImplementedError
+
+    def _action_costs(self) -> torch.Tensor:
+        """GMACs per frame of each action ``(A,)`` from the cost table (skips 0)."""
+        raise NotImplementedError
+
+    @property
+    def num_actions(self) -> int:
+        """A = prediction actions + skip actions."""
+        return self.n_pred + len(self.skips)
+
+    def action_names(self) -> list[str]:
+        """Names of the actions in logit order."""
+        raise NotImplementedError
+
+    # -- inference: the policy roll-out ---------------------------------------------
+    def _rollout(self, x: torch.Tensor, bias: torch.Tensor, force_action: int | None,
+                 ) -> tuple[list[list[int]], torch.Tensor, torch.Tensor, list[list[TraceStep]]]:
+        """Run the policy frame by frame on the frames that are not being skipped.
+
+        Args:
+            x: ``(B, T, ...)`` clip batch.
+            bias: ``(A,)`` logit bias from the knobs.
+            force_action: Action index every frame takes (policy still run), or None.
+
+        Returns:
+            ``actions`` (B lists of T action indices, −1 on skipped frames),
+            ``hs`` ``(B, T, H)`` policy hidden state after each frame's step,
+            ``h_last`` ``(B, H)`` final policy hidden state, and the per-sample
+            policy trace.
+        """
+        b, t_total = x.shape[0], x.shape[1]
+        rnn, linear = self._policy_rnn(), self._policy_linear()
+        h = x.new_zeros(b, self.hidden)
+        c = x.new_zeros(b, self.hidden)
+        hs = x.new_zeros(b, t_total, self.hidden)
+        remain = [0] * b
+        actions = [[-1] * t_total for _ in range(b)]
+        traces: list[list[TraceStep]] = [[] for _ in range(b)]
+        pre = None
+        if force_action is not None:
+            # no frame can be skipped: encode every frame in one call (same work, fewer launches)
+            pre = self._policy_features(x, None, None)
+            for i in range(b):
+                traces[i] += [s for tt in range(t_total) for s in self._policy_step_trace(tt)[0]]
+        bias = bias.to(x.device, x.dtype)
+        for t in range(t_total):
+            active = [i for i in range(b) if remain[i] == 0]
+            if active:
+                rows = torch.tensor(active, device=x.device)
+                feat = pre[rows, t] if pre is not None else self._policy_features(x, rows, t)
+                hn, cn = rnn(feat, (h.index_select(0, rows), c.index_select(0, rows)))
+                logits = linear(hn) + bias
+                h = h.index_copy(0, rows, hn)
+                c = c.index_copy(0, rows, cn)
+                hs[rows, t] = hn
+                chosen = [force_action] * len(active) if force_action is not None else logits.argmax(1).tolist()
+                enc_steps, rnn_steps = self._policy_step_trace(t)
+                steps = rnn_steps if pre is not None else enc_steps + rnn_steps
+                for i, a in zip(active, chosen, strict=True):
+                    actions[i][t] = int(a)
+                    traces[i] += steps
+                    if a >= self.n_pred:
+                        remain[i] = self.skips[a - self.n_pred]
+            remain = [max(0, r - 1) for r in remain]
+        return actions, hs, h, traces
+
+    def _knob_bias(self, k: Mapping[str, Any]) -> torch.Tensor:
+        return _rank_bias(self.num_actions, float(k["cheap_bias"]), float(k["skip_bias"]), self.n_pred)
+
+    # -- training: the differentiable roll-out --------------------------------------
+    def _rollout_train(self, feats: torch.Tensor, tau: float, *, sample: bool = True
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gumbel-softmax straight-through roll-out over all frames (official ``get_lite_j_and_r``).
+
+        Args:
+            feats: ``(B, T, P)`` policy features.
+            tau: Gumbel temperature.
+            sample: Sample with Gumbel noise (training); False takes the arg-max.
+
+        Returns:
+            ``r`` ``(B, T, A)`` one-hot decisions (straight-through gradients;
+            on skipped frames the skip decision is repeated, as officially),
+            ``hs`` ``(B, T, H)`` hidden states, ``h_last`` ``(B, H)``.
+        """
+        rnn, linear = self._policy_rnn(), self._policy_linear()
+        b, t_total = feats.shape[:2]
+        h = feats.new_zeros(b, self.hidden)
+        c = feats.new_zeros(b, self.hidden)
+        remain = torch.zeros(b, dtype=torch.long, device=feats.device)
+        skip_len = torch.tensor(self.skips, dtype=torch.long, device=feats.device)
+        rs, hs = [], []
+        r_prev = None
+        for t in range(t_total):
+            hn, cn = rnn(feats[:, t], (h, c))
+            logp = F.log_softmax(linear(hn), dim=1)
+            if sample:
+                r = gumbel_straight_through(logp, tau)
+            else:
+                r = F.one_hot(logp.argmax(1), logp.shape[1]).to(logp.dtype)
+            keep = remain > 0
+            if r_prev is not None:
+                r = torch.where(keep[:, None], r_prev, r)
+                hn = torch.where(keep[:, None], h, hn)
+                cn = torch.where(keep[:, None], c, cn)
+            a = r.detach().argmax(1)
+            is_skip = (~keep) & (a >= self.n_pred)
+            new_len = skip_len[(a - self.n_pred).clamp(min=0, max=len(self.skips) - 1)]
+            remain = torch.where(is_skip, new_len, remain)
+            remain = (remain - 1).clamp(min=0)
+            h, c, r_prev = hn, cn, r
+            rs.append(r)
+            hs.append(hn)
+        return torch.stack(rs, 1), torch.stack(hs, 1), h
+
+    def _combine(self, r: torch.Tensor, frame_logits: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+        """Video logits: mean of the chosen frames' logits (official ``combine_logits``), fallback if none.
+
+        Args:
+            r: ``(B, T, A)`` decisions.
+            frame_logits: ``(B, T, n_pred, C)`` logits of every prediction action on every frame.
+            fallback: ``(B, C)`` logits for samples whose frames were all skipped.
+        """
+        rp = r[:, :, : self.n_pred]
+        num = (frame_logits * rp.unsqueeze(-1)).sum(dim=(1, 2))
+        cnt = rp.sum(dim=(1, 2))
+        pred = num / cnt.clamp(min=1.0).unsqueeze(1)
+        return torch.where((cnt > 0.5).unsqueeze(1), pred, fallback)
+
+    def _eff_terms(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[GMACs per frame] (Eq. 11, cost-table GMACs) and the usage-uniformity term (Eq. 12, L2)."""
+        g = self._action_costs().to(r.device, r.dtype)
+        if self.eff_reference_gmacs > 0 and float(g.max()) > 0:
+            g = g * (self.eff_reference_gmacs / g.max())
+        eff = (r.mean(dim=(0, 1)) * g).sum()
+        usage = r.sum(dim=(0, 1))
+        usage = usage / usage.sum().clamp(min=1e-6)
+        unif = torch.linalg.vector_norm(usage - usage.mean())
+        return eff, unif
+
+    def _tau(self, stage: str, epoch: int) -> float:
+        if stage == "joint":
+            self._joint_epochs = max(getattr(self, "_joint_epochs", 0), epoch + 1)
+            return gumbel_tau(epoch, tau0=self.tau0, decay=self.tau_decay)
+        # finetune: the official script restarts at the temperature reached in joint training
+        return gumbel_tau(getattr(self, "_joint_epochs", 0) + epoch, tau0=self.tau0, decay=self.tau_decay)
+
+    def _loss_from(self, pred: torch.Tensor, y: torch.Tensor, r: torch.Tensor, tau: float
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = F.cross_entropy(pred, y)
+        eff, unif = self._eff_terms(r)
+        loss = (1 - self.alpha) * ce + self.alpha * eff + self.beta * unif
+        usage = r.detach().mean(dim=(0, 1))
+        logs = {"ce": ce.item(), "eff_gmacs": eff.item(), "uniformity": unif.item(), "tau": tau,
+                "train_top1": (pred.argmax(1) == y).float().mean().item(),
+                "skip_fraction": float(usage[self.n_pred:].sum())}
+        return loss, logs
+
+    def stage_epochs(self, stage: str, epochs: int) -> int:
+        """Warm-up ≈ ¼, joint ≈ ½, finetune ≈ ¼ of the budget (each ≥ 1); official A-1/A-2/A-3."""
+        return _stage_split(stage, epochs)
+
+    @staticmethod
+    def _check_stage(stage: str) -> None:
+        if stage not in ("warmup", "joint", "finetune"):
+            raise ValueError(f"AR-Net stages are warmup, joint, finetune; got {stage!r}")
+
+
+# =============================================================================== pixels
+
+
+class ARNet(_ARNetBase):
+    """AR-Net on pixels: per-frame resolution/skip policy, one backbone per resolution.
+
+    Input ``x``: ``(B, T, 3, R, R)`` ImageNet-normalised frames at the largest
+    branch resolution ``R``; lower resolutions are resized from it inside
+    (not counted).  Output logits ``(B, num_classes)``.
+
+    Module names (cost keys; official names in brackets): ``policy.encoder.backbone``
+    [``lite_backbone``], ``policy.rnn`` [``rnn``], ``policy.linear`` [``linear``],
+    ``lite_fc`` [``lite_fc``], ``branches.{k}.backbone`` [``base_model_list.{k}``],
+    ``heads.{k}`` [``new_fc_list.{k}``].
+
+    Args:
+        num_classes: Classes C.
+        config: Configuration name (goes on the card).
+        frames: T.
+        backbones: Branch backbone names, most expensive first.
+        resolutions: Branch resolutions in px, same order.
+        policy_backbone: Policy CNN name.
+        policy_resolution: Policy input side in px (also the policy-head action's resolution).
+        hidden: Policy LSTM hidden size H.
+        skips: Skip lengths of the skip actions.
+        policy_head: Include the "policy's own classifier" action (official ``--policy_also_backbone``).
+        alpha: Efficiency weight α of the loss.
+        beta: Uniformity weight β of the loss.
+        dropout: Dropout on every CNN feature before its linear layer (training only).
+        tau0: Initial Gumbel temperature.
+        tau_decay: Temperature decay per epoch.
+        warmup_all_frames: Warm up every branch on every frame (official); False trains
+            each frame's features in one random branch (CPU budget).
+        joint_backbones: Train branch backbones in the joint stage (official); False
+            keeps them fixed there (CPU budget).
+        eff_reference_gmacs: If > 0, the efficiency term's GMACs are rescaled so the most
+            expensive action costs this much (0: raw cost-table GMACs, official).
+
+    Raises:
+        ValueError: Mismatched ``backbones``/``resolutions`` or an empty branch list.
+    """
+
+    def __init__(
+        self, *, num_classes: int, config: str = "paper", frames: int = 16,
+        backbones: Sequence[str] = ("resnet50", "resnet34", "resnet18"), resolutions: Sequence[int] = (224, 168, 112),
+        policy_backbone: str = "mobilenet_v2", policy_resolution: int = 84, hidden: int = 512,
+        skips: Sequence[int] = (1, 2, 4), policy_head: bool = True, alpha: float = 0.1, beta: float = 0.3,
+        dropout: float = 0.5, tau0: float = 5.0, tau_decay: float = 0.045, warmup_all_frames: bool = True,
+        joint_backbones: bool = True, eff_reference_gmacs: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(backbones) != len(resolutions) or not backbones:
+            raise ValueError(f"need one resolution per branch backbone, got {list(backbones)} / {list(resolutions)}")
+        self.num_classes = num_classes
+        self.skips = tuple(int(s) for s in skips)
+        self.resolutions = tuple(int(r) for r in resolutions)
+        self.has_policy_head = bool(policy_head)
+        self.n_branches = len(backbones)
+        self.n_pred = self.n_branches + int(self.has_policy_head)
+        self.hidden = hidden
+        self.alpha, self.beta, self.tau0, self.tau_decay = alpha, beta, tau0, tau_decay
+        self.warmup_all_frames, self.joint_backbones = warmup_all_frames, joint_backbones
+        self.eff_reference_gmacs = eff_reference_gmacs
+        self.policy = RecurrentPolicy(num_actions=self.num_actions, backbone=policy_backbone,
+                                      resolution=policy_resolution, hidden=hidden, prefix="policy")
+        self.lite_fc = nn.Linear(hidden, num_classes)
+        self.branches = nn.ModuleList(
+            PixelEncoder(bb, r, module_name=f"branches.{i}.backbone") for i, (bb, r) in enumerate(zip(backbones, resolutions, strict=True)))
+        self.heads = nn.ModuleList(nn.Linear(br.dim, num_classes) for br in self.branches)
+        self.dropout = nn.Dropout(dropout)
+        for lin in [self.policy.linear, self.lite_fc, *self.heads]:  # official make_a_linear: N(0, 0.001), bias 0
+            nn.init.normal_(lin.weight, 0.0, 0.001)
+            nn.init.zeros_(lin.bias)
+        self.policy_resolution = policy_resolution
+        # force=<res> picks the branch at that resolution; the policy head only if no branch has it
+        force = tuple(dict.fromkeys(self.resolutions + ((policy_resolution,) if self.has_policy_head else ())))
+        paper_cfg = (tuple(backbones), self.resolutions, policy_backbone, policy_resolution, frames) == (
+            ("resnet50", "resnet34", "resnet18"), (224, 168, 112), "mobilenet_v2", 84, 16)
+        published: dict[str, float] = {}
+        if paper_cfg:
+            published = {"map_activitynet": 73.8, "gmacs_per_video": 33.47, "gmacs_resnet50_224": 4.11,
+                         "gmacs_resnet34_168": 2.25, "gmacs_resnet18_112": 0.49, "gmacs_mobilenet_v2_84": 0.053,
+                         "uniform_resnet50_gmacs_per_video": 65.76}
+        self.card = MethodCard(
+            name="arnet",
+            title="AR-Net (" + ", ".join(f"{bb}@{r}" for bb, r in zip(backbones, resolutions, strict=True))
+                  + f"; policy {policy_backbone}@{policy_resolution})",
+            paper=PAPER, doi=DOI, code=CODE, input_kind="pixels", frames=frames,
+            resolution=max(self.resolutions), resolutions=force, knobs=_knob_specs(),
+            force_options=force, stages=("warmup", "joint", "finetune"),
+            upper_bound_knobs={"force": max(self.resolutions)}, config=config, published=published,
+            published_source=("AR-Net ECCV 2020 Table 1 (ActivityNet-v1.3, 16 frames: AR-Net 73.8 mAP at 33.47 "
+                              "GFLOPs(=GMACs)/video, uniform ResNet-50 65.76); per-module GMACs from the "
+                              "paper's cost convention (thop, official ops/net_flops_table.py)") if published else "",
+            notes=("Inference: arg-max decisions (the official test path samples Gumbel noise); only the chosen "
+                   "branch runs per frame, frames grouped per branch across the batch; skipped frames run nothing. "
+                   "All frames skipped: logits = lite_fc(final policy state) (official: zeros). Skipped frames "
+                   "also freeze the LSTM cell state (official keeps updating cx). Random initialisation "
+                   "(no ImageNet download); load official weights with methods.arnet.load_official_arnet."
+                   + ("" if warmup_all_frames and joint_backbones else
+                      " CPU budget: branch backbones fixed in the joint stage, warm-up on a random share of "
+                      "frames per branch; efficiency term rescaled so the largest action costs 4.11 GMACs.")),
+        )
+
+    # -- names and costs -----------------------------------------------------------
+    def action_names(self) -> list[str]:
+        """``r<res>`` per branch, ``r<policy res>`` for the policy head, ``skip<s>`` per skip."""
+        names = [f"r{r}" for r in self.resolutions]
+        if self.has_policy_head:
+            names.append(f"r{self.policy_resolution}")
+        return names + [f"skip{s}" for s in self.skips]
+
+    def cost_entries(self) -> list[CostEntry]:
+        """Policy (CNN, LSTM cell, action layer), ``lite_fc``, and each branch's backbone and head."""
+        entries = list(self.policy.cost_entries())
+        entries.append(CostEntry("lite_fc", (self.hidden,), role="head"))
+        for i, br in enumerate(self.branches):
+            entries.append(br.cost_entry())
+            entries.append(CostEntry(f"heads.{i}", (br.dim,), role="head"))
+        return entries
+
+    def _action_costs(self) -> torch.Tensor:
+        from harness.costs import cost_table
+
+        table = cost_table(self)
+        g = [table[br.cost_entry().key] + table[(f"heads.{i}", (br.dim,))] for i, br in enumerate(self.branches)]
+        if self.has_policy_head:
+            g.append(table[("lite_fc", (self.hidden,))])  # the policy CNN runs anyway (official: 0)
+        return torch.tensor(g + [0.0] * len(self.skips))
+
+    # -- policy pieces ---------------------------------------------------------------
+    def _policy_rnn(self) -> nn.LSTMCell:
+        return self.policy.rnn
+
+    def _policy_linear(self) -> nn.Linear:
+        return self.policy.linear
+
+    def _policy_features(self, x: torch.Tensor, rows: torch.Tensor | None, t: int | None) -> torch.Tensor:
+        if t is None:
+            b, t_total = x.shape[:2]
+            return self.dropout(self.policy.encode(x.flatten(0, 1))).view(b, t_total, -1)
+        return self.dropout(self.policy.encode(x[rows, t]))
+
+    def _policy_step_trace(self, t: int) -> tuple[list[TraceStep], list[TraceStep]]:
+        steps = self.policy.steps(t)
+        return steps[:1], steps[1:]
+
+    # -- inference -------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, *, knobs: Mapping[str, Any] | None = None) -> Output:
+        """Realised AR-Net inference (see the module docstring).
+
+        Args:
+            x: ``(B, T, 3, R, R)`` normalised frames.
+            knobs: ``cheap_bias``, ``skip_bias`` (floats, logit biases) and
+                ``force`` (a resolution of ``card.force_options``: every frame on
+                that branch — or the policy head — with the policy still run).
+
+        Returns:
+            :class:`Output`: logits ``(B, C)``; per sample the trace (policy steps
+            in frame order, then each branch's frames — the execution order) and
+            decisions ``resolutions`` (per frame slot: the resolution run or
+            ``"skip"``), ``actions`` (per policy step), ``frames`` (predicted
+            frame indices).
+
+        Raises:
+            KnobError: Unknown knob or force value.
+        """
+        k = self.resolve_knobs(knobs)
+        force = k["force"]
+        force_action = None
+        if force is not None:
+            force_action = list(self.resolutions).index(force) if force in self.resolutions else self.n_branches
+        b, t_total = x.shape[0], x.shape[1]
+        actions, hs, h_last, traces = self._rollout(x, self._knob_bias(k), force_action)
+        sums = x.new_zeros(b, self.num_classes)
+        counts = [0] * b
+        for a in range(self.n_pred):
+            pairs = [(i, t) for i in range(b) for t in range(t_total) if actions[i][t] == a]
+            if not pairs:
+                continue
+            bi = torch.tensor([p[0] for p in pairs], device=x.device)
+            ti = torch.tensor([p[1] for p in pairs], device=x.device)
+            if a < self.n_branches:
+                frames = x[bi, ti]
+                feats = torch.cat([self.branches[a](frames[j:j + _CHUNK]) for j in range(0, len(pairs), _CHUNK)])
+                logits = self.heads[a](feats)
+                br = self.branches[a]
+                for i, t in pairs:
+                    traces[i] += [br.step(t), TraceStep(t, f"heads.{a}", (br.dim,), role="head")]
+            else:
+                logits = self.lite_fc(hs[bi, ti])
+                for i, t in pairs:
+                    traces[i].append(TraceStep(t, "lite_fc", (self.hidden,), role="head"))
+            sums.index_add_(0, bi, logits)
+            for i, _ in pairs:
+                counts[i] += 1
+        out = sums / torch.tensor([max(1, n) for n in counts], device=x.device, dtype=x.dtype).unsqueeze(1)
+        empty = [i for i in range(b) if counts[i] == 0]
+        if empty:
+            rows = torch.tensor(empty, device=x.device)
+            out = out.index_copy(0, rows, self.lite_fc(h_last.index_select(0, rows)))
+            for i in empty:
+                traces[i].append(TraceStep(-1, "lite_fc", (self.hidden,), role="head"))
+        names = self.action_names()
+        res_of = list(self.resolutions) + ([self.policy_resolution] if self.has_policy_head else [])
+        decisions = []
+        for i in range(b):
+            last = traces[i][-1]
+            traces[i][-1] = TraceStep(last.frame, last.module, last.input_shape,
+                                      exit="all_skipped" if counts[i] == 0 else "last_frame", role=last.role)
+            decisions.append({
+                "resolutions": [res_of[a] if 0 <= a < self.n_pred else "skip" for a in actions[i]],
+                "actions": [names[a] for a in actions[i] if a >= 0],
+                "frames": [t for t, a in enumerate(actions[i]) if 0 <= a < self.n_pred],
+            })
+        return Output(out, traces, decisions)
+
+    # -- training --------------------------------------------------------------------
+    def stage_parameters(self, stage: str) -> list[nn.Parameter]:
+        """``warmup``: branches, heads, policy CNN + LSTM + ``lite_fc`` (action layer fixed);
+        ``joint``: everything (branch backbones only if ``joint_backbones``);
+        ``finetune``: branches and heads (official ``--freeze_policy``)."""
+        self._check_stage(stage)
+        branch = [p for br in self.branches for p in br.parameters()]
+        heads = [p for h in self.heads for p in h.parameters()]
+        if stage == "warmup":
+            return (branch + heads + list(self.policy.encoder.parameters()) + list(self.policy.rnn.parameters())
+                    + list(self.lite_fc.parameters()))
+        if stage == "joint":
+            return (branch if self.joint_backbones else []) + heads + list(self.policy.parameters()) + list(
+                self.lite_fc.parameters())
+        return branch + heads
+
+    def _branch_logits(self, k: int, frames: torch.Tensor) -> torch.Tensor:
+        return self.heads[k](self.dropout(self.branches[k](frames)))
+
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, *, stage: str, epoch: int
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The AR-Net loss of one batch for ``stage`` (see the module docstring).
+
+        Args:
+            x: ``(B, T, 3, R, R)`` frames.
+            y: ``(B,)`` labels.
+            stage: ``"warmup"``, ``"joint"`` or ``"finetune"``.
+            epoch: 0-based epoch within the stage (temperature schedule).
+
+        Returns:
+            ``(loss, logs)``.
+
+        Raises:
+            ValueError: Unknown stage.
+        """
+        self._check_stage(stage)
+        b, t_total = x.shape[:2]
+        flat = x.flatten(0, 1)
+        if stage == "warmup":
+            return self._warmup_loss(x, y)
+        tau = self._tau(stage, epoch)
+        if stage == "joint":
+            feats = self._policy_features(x, None, None)
+            r, hs, h_last = self._rollout_train(feats, tau)
+            per = []
+            for i in range(self.n_branches):
+                if self.joint_backbones:
+                    per.append(self._branch_logits(i, flat))
+                else:
+                    with torch.no_grad():
+                        was = self.branches[i].training
+                        self.branches[i].eval()
+                        f = self.branches[i](flat)
+                        self.branches[i].train(was)
+                    per.append(self.heads[i](self.dropout(f)))
+            per = [p.view(b, t_total, -1) for p in per]
+            if self.has_policy_head:
+                per.append(self.lite_fc(hs))
+            pred = self._combine(r, torch.stack(per, 2), self.lite_fc(h_last))
+            return self._loss_from(pred, y, r, tau)
+        # finetune: frozen policy; only the chosen branch runs on each frame (same gradient, see docstring)
+        with torch.no_grad():
+            r, hs, h_last = self._rollout_train(self._policy_features(x, None, None), tau)
+            a = r.argmax(2).flatten()
+        sums = x.new_zeros(b * t_total, self.num_classes)
+        for i in range(self.n_branches):
+            idx = (a == i).nonzero().flatten()
+            if len(idx):
+                sums = sums.index_add(0, idx, self._branch_logits(i, flat.index_select(0, idx)))
+        if self.has_policy_head:
+            with torch.no_grad():
+                lite = self.lite_fc(hs).flatten(0, 1)
+            sums = sums + lite * (a == self.n_branches).unsqueeze(1).to(lite.dtype)
+        cnt = (a < self.n_pred).view(b, t_total).sum(1).to(x.dtype)
+        pred = sums.view(b, t_total, -1).sum(1) / cnt.clamp(min=1).unsqueeze(1)
+        with torch.no_grad():
+            fallback = self.lite_fc(h_last)
+        pred = torch.where((cnt > 0).unsqueeze(1), pred, fallback)
+        return self._loss_from(pred, y, r, tau)
+
+    def _warmup_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Branches as TSN classifiers (official A-1) plus the policy CNN → LSTM → ``lite_fc`` classifier."""
+        b, t_total = x.shape[:2]
+        flat = x.flatten(0, 1)
+        loss = x.new_zeros(())
+        logs: dict[str, float] = {}
+        if self.warmup_all_frames:
+            assign = None
+        else:
+            assign = torch.randint(self.n_branches, (b * t_total,), device=x.device)
+        for i in range(self.n_branches):
+            if assign is None:
+                logits = self._branch_logits(i, flat).view(b, t_total, -1).mean(1)
+                ce = F.cross_entropy(logits, y)
+            else:
+                idx = (assign == i).nonzero().flatten()
+                if not len(idx):
+                    continue
+                fl = self._branch_logits(i, flat.index_select(0, idx))
+                sample = idx // t_total
+                sums = fl.new_zeros(b, self.num_classes).index_add(0, sample, fl)
+                cnt = torch.bincount(sample, minlength=b).to(fl.dtype)
+                ok = cnt > 0
+                ce = F.cross_entropy(sums[ok] / cnt[ok].unsqueeze(1), y[ok])
+            loss = loss + ce
+            logs[f"ce_branch{i}"] = ce.item()
+        feats = self._policy_features(x, None, None)
+        h = feats.new_zeros(b, self.hidden)
+        c = feats.new_zeros(b, self.hidden)
+        lite = []
+        for t in range(t_total):
+            h, c = self.policy.rnn(feats[:, t], (h, c))
+            lite.append(self.lite_fc(h))
+        ce_lite = F.cross_entropy(torch.stack(lite, 1).mean(1), y)
+        logs["ce_policy_head"] = ce_lite.item()
+        loss = loss + ce_lite
+        return loss, logs
+
+
+# =============================================================================== features
+
+
+class ARNetFeatures(_ARNetBase):
+    """AR-Net's skip policy on pre-extracted features ``(B, T, D)``.
+
+    Actions: ``use`` (the frame's full feature → linear classifier), ``skip1``,
+    ``skip2``, ``skip4`` (same skip semantics as the pixel model).  Policy:
+    ``policy.proj`` (``Linear(D → P)`` + ReLU, the learned stand-in for the lite
+    CNN) → ``policy.rnn`` (``LSTMCell(P → H)``) → ``policy.linear`` (``H → A``).
+    Video logits: mean of the used frames' ``head`` logits; all skipped →
+    ``lite_fc`` of the final policy state.
+
+    Args:
+        num_classes: Classes C.
+        config: Configuration name.
+        frames: T (25 for the shared UCF101 features).
+        feature_dim: D.
+        gmacs_per_frame: Declared GMACs of one full frame feature.
+        skips: Skip lengths.
+        hidden: H.
+        policy_dim: P.
+        policy_input: ``"cheap"`` — the policy's input costs ``policy_input_ratio ×
+            gmacs_per_frame`` per looked-at frame (declared ``policy_features``),
+            a used frame adds its full feature; ``"full"`` — every looked-at frame
+            costs the full feature (counted once per frame).
+        policy_input_ratio: See ``policy_input``.
+        alpha, beta, dropout, tau0, tau_decay, eff_reference_gmacs: As for :class:`ARNet`.
+
+    Raises:
+        ValueError: Bad ``policy_input`` or ``feature_dim``.
+    """
+
+    def __init__(
+        self, *, num_classes: int, config: str = "features", frames: int = 25, feature_dim: int = 4096,
+        gmacs_per_frame: float = 0.0, skips: Sequence[int] = (1, 2, 4), hidden: int = 512, policy_dim: int = 256,
+        policy_input: str = "cheap", policy_input_ratio: float = PAPER_POLICY_RATIO, alpha: float = 0.1,
+        beta: float = 0.3, dropout: float = 0.5, tau0: float = 5.0, tau_decay: float = 0.045,
+        eff_reference_gmacs: float = RESNET50_GMACS,
+    ) -> None:
+        super().__init__()
+        if policy_input not in ("cheap", "full"):
+            raise ValueError(f"policy_input must be 'cheap' or 'full', got {policy_input!r}")
+        if feature_dim <= 0:
+            raise ValueError("feature_dim must be > 0")
+        self.num_classes = num_classes
+        self.skips = tuple(int(s) for s in skips)
+        self.n_pred = 1
+        self.hidden = hidden
+        self.alpha, self.beta, self.tau0, self.tau_decay = alpha, beta, tau0, tau_decay
+        self.eff_reference_gmacs = eff_reference_gmacs
+        self.policy_input = policy_input
+        self.encoder = FeatureEncoder(feature_dim, gmacs_per_frame,
+                                      VGG16_SOURCE if feature_dim == 4096 else "declared per-frame feature cost")
+        self.cheap_gmacs = policy_input_ratio * gmacs_per_frame
+        self.policy = nn.Module()
+        self.policy.proj = nn.Linear(feature_dim, policy_dim)
+        self.policy.rnn = nn.LSTMCell(policy_dim, hidden)
+        self.policy.linear = nn.Linear(hidden, self.num_actions)
+        self.lite_fc = nn.Linear(hidden, num_classes)
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.dropout = nn.Dropout(dropout)
+        for lin in (self.policy.linear, self.lite_fc):
+            nn.init.normal_(lin.weight, 0.0, 0.001)
+            nn.init.zeros_(lin.bias)
+        self.policy_dim = policy_dim
+        cost_note = (f"policy input = a cheap extractor assumed to cost {policy_input_ratio:.4f} × the per-frame "
+                     f"feature cost ({self.cheap_gmacs:.3f} GMACs, the paper's MobileNetV2@84/ResNet-50@224 ratio), "
+                     "charged on every frame the policy looks at; a used frame adds the full feature cost"
+                     if policy_input == "cheap" else
+                     "every frame the policy looks at is charged the full feature cost (the projection is computed "
+                     "from it); using the frame adds nothing more")
+        self.card = MethodCard(
+            name="arnet", title="AR-Net skip policy (features)", paper=PAPER, doi=DOI, code=CODE,
+            input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knob_specs(),
+            force_options=("use",), stages=("warmup", "joint", "finetune"), upper_bound_knobs={"force": "use"},
+            config=config,
+            notes=("Feature-level analogue of AR-Net: skip-only policy (use / skip 1, 2, 4) on a learned projection "
+                   "ReLU(Linear(D→P)) of the frame feature. " + cost_note + ". Accuracy is that of a policy "
+                   "reading a projection of the full feature (optimistic for a truly cheap extractor). Arg-max "
+                   "decisions; all frames skipped → lite_fc(final policy state)."),
+        )
+
+    def action_names(self) -> list[str]:
+        """``use`` then ``skip<s>``."""
+        return ["use"] + [f"skip{s}" for s in self.skips]
+
+    def cost_entries(self) -> list[CostEntry]:
+        """Declared feature costs, policy projection/LSTM/action layer, ``lite_fc`` and the classifier."""
+        d = self.encoder.dim
+        entries = [self.encoder.cost_entry()]
+        if self.policy_input == "cheap":
+            entries.append(CostEntry("policy_features", (d,), role="input", declared_gmacs=self.cheap_gmacs,
+                                     source="assumed cheap extractor: policy_input_ratio × per-frame feature cost"))
+        entries += [
+            CostEntry("policy.proj", (d,), role="policy"),
+            lstm_cell_entry("policy.rnn", self.policy_dim, self.hidden, role="policy"),
+            CostEntry("policy.linear", (self.hidden,), role="policy"),
+            CostEntry("lite_fc", (self.hidden,), role="head"),
+            CostEntry("head", (d,), role="head"),
+        ]
+        return entries
+
+    def _action_costs(self) -> torch.Tensor:
+        from harness.costs import cost_table
+
+        table = cost_table(self)
+        d = self.encoder.dim
+        use = table[("head", (d,))] + (self.encoder.gmacs_per_frame if self.policy_input == "cheap" else 0.0)
+        return torch.tensor([use] + [0.0] * len(self.skips))
+
+    def _policy_rnn(self) -> nn.LSTMCell:
+        return self.policy.rnn
+
+    def _policy_linear(self) -> nn.Linear:
+        return self.policy.linear
+
+    def _policy_features(self, x: torch.Tensor, rows: torch.Tensor | None, t: int | None) -> torch.Tensor:
+        src = x if t is None else x[rows, t]
+        return self.dropout(F.relu(self.policy.proj(src)))
+
+    def _policy_step_trace(self, t: int) -> tuple[list[TraceStep], list[TraceStep]]:
+        d = self.encoder.dim
+        read = (TraceStep(t, "policy_features", (d,), role="input") if self.policy_input == "cheap"
+                else self.encoder.step(t))
+        return ([read, TraceStep(t, "policy.proj", (d,), role="policy")],
+                [TraceStep(t, "policy.rnn", (self.policy_dim,), role="policy"),
+                 TraceStep(t, "policy.linear", (self.hidden,), role="policy")])
+
+    def forward(self, x: torch.Tensor, *, knobs: Mapping[str, Any] | None = None) -> Output:
+        """Realised skip-policy inference on ``(B, T, D)`` features.
+
+        Args:
+            x: ``(B, T, D)`` features.
+            knobs: ``cheap_bias``, ``skip_bias``, ``force="use"`` (every frame used,
+                policy still run).
+
+        Returns:
+            :class:`Output` with logits ``(B, C)``, traces and decisions
+            (``actions``, ``frames`` used, ``resolutions`` = ``"feature"``/``"skip"``
+            per frame slot).
+
+        Raises:
+            KnobError: Unknown knob.
+        """
+        k = self.resolve_knobs(knobs)
+        force_action = 0 if k["force"] is not None else None
+        b, t_total = x.shape[:2]
+        actions, _hs, h_last, traces = self._rollout(x, self._knob_bias(k), force_action)
+        pairs = [(i, t) for i in range(b) for t in range(t_total) if actions[i][t] == 0]
+        out = x.new_zeros(b, self.num_classes)
+        counts = [0] * b
+        d = self.encoder.dim
+        if pairs:
+            bi = torch.tensor([p[0] for p in pairs], device=x.device)
+            ti = torch.tensor([p[1] for p in pairs], device=x.device)
+            logits = self.head(self.encoder(x[bi, ti]))
+            out = out.index_add(0, bi, logits)
+            for i, t in pairs:
+                counts[i] += 1
+                if self.policy_input == "cheap":
+                    traces[i].append(self.encoder.step(t))
+                traces[i].append(TraceStep(t, "head", (d,), role="head"))
+        out = out / torch.tensor([max(1, n) for n in counts], device=x.device, dtype=x.dtype).unsqueeze(1)
+        empty = [i for i in range(b) if counts[i] == 0]
+        if empty:
+            rows = torch.tensor(empty, device=x.device)
+            out = out.index_copy(0, rows, self.lite_fc(h_last.index_select(0, rows)))
+            for i in empty:
+                traces[i].append(TraceStep(-1, "lite_fc", (self.hidden,), role="head"))
+        names = self.action_names()
+        decisions = []
+        for i in range(b):
+            last = traces[i][-1]
+            traces[i][-1] = TraceStep(last.frame, last.module, last.input_shape,
+                                      exit="all_skipped" if counts[i] == 0 else "last_frame", role=last.role)
+            decisions.append({
+                "resolutions": ["feature" if a == 0 else "skip" for a in actions[i]],
+                "actions": [names[a] for a in actions[i] if a >= 0],
+                "frames": [t for t, a in enumerate(actions[i]) if a == 0],
+            })
+        return Output(out, traces, decisions)
+
+    def stage_parameters(self, stage: str) -> list[nn.Parameter]:
+        """``warmup``: classifier, projection, LSTM, ``lite_fc``; ``joint``: all; ``finetune``: classifier."""
+        self._check_stage(stage)
+        if stage == "warmup":
+            return (list(self.head.parameters()) + list(self.policy.proj.parameters())
+                    + list(self.policy.rnn.parameters()) + list(self.lite_fc.parameters()))
+        if stage == "joint":
+            return list(self.parameters())
+        return list(self.head.parameters())
+
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, *, stage: str, epoch: int
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+        """AR-Net loss on features (warm-up: TSN classifier + policy-state classifier).
+
+        Raises:
+            ValueError: Unknown stage.
+        """
+        self._check_stage(stage)
+        frame_logits = self.head(self.dropout(x))  # (B, T, C)
+        if stage == "warmup":
+            feats = self._policy_features(x, None, None)
+            b = x.shape[0]
+            h = x.new_zeros(b, self.hidden)
+            c = x.new_zeros(b, self.hidden)
+            lite = []
+            for t in range(x.shape[1]):
+                h, c = self.policy.rnn(feats[:, t], (h, c))
+                lite.append(self.lite_fc(h))
+            ce_head = F.cross_entropy(frame_logits.mean(1), y)
+            ce_lite = F.cross_entropy(torch.stack(lite, 1).mean(1), y)
+            return ce_head + ce_lite, {"ce_head": ce_head.item(), "ce_policy_head": ce_lite.item()}
+        tau = self._tau(stage, epoch)
+        if stage == "joint":
+            r, _hs, h_last = self._rollout_train(self._policy_features(x, None, None), tau)
+            fallback = self.lite_fc(h_last)
+        else:
+            with torch.no_grad():
+                r, _hs, h_last = self._rollout_train(self._policy_features(x, None, None), tau)
+                fallback = self.lite_fc(h_last)
+        pred = self._combine(r, frame_logits.unsqueeze(2), fallback)
+        return self._loss_from(pred, y, r, tau)
+
+
+# =============================================================================== builder
+
+
+@register_method("arnet", configs=CONFIGS,
+                 summary="AR-Net (ECCV 2020): per-frame resolution/skip policy, only the chosen backbone runs")
+def build_arnet(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int = 16,
+                backbones: Sequence[str] = ("resnet50", "resnet34", "resnet18"),
+                resolutions: Sequence[int] = (224, 168, 112), policy_backbone: str = "mobilenet_v2",
+                policy_resolution: int = 84, hidden: int = 512, skips: Sequence[int] = (1, 2, 4),
+                policy_head: bool = True, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
+                policy_dim: int = 256, policy_input: str = "cheap", policy_input_ratio: float = PAPER_POLICY_RATIO,
+                alpha: float = 0.1, beta: float = 0.3, dropout: float = 0.5, tau0: float = 5.0,
+                tau_decay: float = 0.045, warmup_all_frames: bool = True, joint_backbones: bool = True,
+                eff_reference_gmacs: float = 0.0) -> Method:
+    """AR-Net on pixels ``(B, T, 3, R, R)`` (:class:`ARNet`) or features ``(B, T, D)`` (:class:`ARNetFeatures`).
+
+    Raises:
+        ValueError: Unknown ``input_kind`` or inconsistent arguments.
+    """
+    common = {"num_classes": num_classes, "config": config, "frames": frames, "hidden": hidden, "skips": skips,
+              "alpha": alpha, "beta": beta, "dropout": dropout, "tau0": tau0, "tau_decay": tau_decay,
+              "eff_reference_gmacs": eff_reference_gmacs}
+    if input_kind == "pixels":
+        return ARNet(backbones=backbones, resolutions=resolutions, policy_backbone=policy_backbone,
+                     policy_resolution=policy_resolution, policy_head=policy_head,
+                     warmup_all_frames=warmup_all_frames, joint_backbones=joint_backbones, **common)
+    if input_kind == "features":
+        return ARNetFeatures(feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame, policy_dim=policy_dim,
+                             policy_input=policy_input, policy_input_ratio=policy_input_ratio, **common)
+    raise ValueError(f"input_kind must be 'pixels' or 'features', got {input_kind!r}")
+
+
+# =============================================================================== converter
+
+_FLAT_BLOCK = re.compile(r"^(?P<pre>.*features\.)(?P<blk>\d+)\.conv\.(?P<idx>\d+)\.(?P<rest>.+)$")
+# flat (TSM-style) inverted-residual layout → torchvision's nested one
+_FLAT_EXPAND1 = {0: "0.0", 1: "0.1", 3: "1", 4: "2"}  # block 1: dw conv, bn, (relu), pw conv, bn
+_FLAT_EXPAND = {0: "0.0", 1: "0.1", 3: "1.0", 4: "1.1", 6: "2", 7: "3"}  # pw, bn, (relu), dw, bn, (relu), pw, bn
+
+
+def flat_to_torchvision_mobilenet_v2(state: Mapping[str, torch.Tensor], prefix: str = "lite_backbone."
+                                     ) -> dict[str, torch.Tensor]:
+    """Rename the older flat MobileNetV2 keys (``features.N.conv.{0,1,3,4,6,7}``) to torchvision's nested ones.
+
+    The official AR-Net loader detects this layout by ``lite_backbone.features.1.conv.4.*``
+    and converts it (``ops/utils.py::get_mobv2_new_sd(reverse=True)``); keys not under
+    ``prefix`` or already nested are left alone.
+
+    Raises:
+        CheckpointError: A flat block index that has no torchvision counterpart.
+    """
+    out: dict[str, torch.Tensor] = {}
+    bad = []
+    for key, value in state.items():
+        m = _FLAT_BLOCK.match(key)
+        if key.startswith(prefix) and m and int(m["blk"]) >= 1 and not re.match(r"\d+\.", m["rest"]):
+            table = _FLAT_EXPAND1 if int(m["blk"]) == 1 else _FLAT_EXPAND
+            idx = int(m["idx"])
+            if idx not in table:
+                bad.append(key)
+                continue
+            key = f"{m['pre']}{m['blk']}.conv.{table[idx]}.{m['rest']}"
+        out[key] = value
+    if bad:
+        raise CheckpointError("flat MobileNetV2 keys with no torchvision counterpart: " + ", ".join(sorted(bad)))
+    return out
+
+
+def _is_flat_mobilenet(state: Mapping[str, Any]) -> bool:
+    return any(k.startswith("lite_backbone.features.1.conv.4.") or k.startswith("lite_backbone.features.1.conv.3.")
+               for k in state)
+
+
+_ARNET_RULES = [
+    (r"^lite_backbone\.", "policy.encoder.backbone."),
+    (r"^rnn\.", "policy.rnn."),
+    (r"^linear\.", "policy.linear."),
+    (r"^base_model_list\.(\d+)\.", r"branches.\1.backbone."),
+    (r"^new_fc_list\.(\d+)\.", r"heads.\1."),
+]
+
+
+def load_official_arnet(method: ARNet, source: str | os.PathLike[str] | Mapping[str, torch.Tensor], *,
+                        ignore: Callable[[str], bool] | None = None) -> ARNet:
+    """Load an official AR-Net checkpoint (``TSN_Ada`` state_dict) into a pixel :class:`ARNet`.
+
+    Key mapping (after stripping DataParallel's ``module.``): ``lite_backbone.*`` →
+    ``policy.encoder.backbone.*`` (torchvision MobileNetV2 keys; the older flat layout
+    is converted by :func:`flat_to_torchvision_mobilenet_v2`), ``rnn.*`` → ``policy.rnn.*``,
+    ``linear.*`` → ``policy.linear.*``, ``lite_fc.*`` → ``lite_fc.*``,
+    ``base_model_list.{k}.*`` → ``branches.{k}.backbone.*``, ``new_fc_list.{k}.*`` →
+    ``heads.{k}.*``.  The official classifier layers replaced by ``Dropout`` have no
+    parameters, so none are expected.
+
+    Args:
+        method: A pixel AR-Net whose architecture matches the checkpoint.
+        source: A checkpoint path (read with ``weights_only=True``; a ``state_dict``
+            entry is used if present) or a state_dict.
+        ignore: Predicate for checkpoint keys to drop before the strict check.
+
+    Returns:
+        ``method``, loaded.
+
+    Raises:
+        CheckpointError: Missing / unexpected keys or shape mismatches, all listed.
+        TypeError: ``method`` is not a pixel AR-Net.
+    """
+    if not isinstance(method, ARNet):
+        raise TypeError(f"load_official_arnet needs a pixel ARNet, got {type(method).__name__}")
+    if isinstance(source, Mapping):
+        state, name = dict(source), "state_dict"
+    else:
+        state, name = read_state_dict(source), str(source)
+    state = strip_prefix(state, "module.")
+    if _is_flat_mobilenet(state):
+        state = flat_to_torchvision_mobilenet_v2(state)
+    state = rename_keys(state, _ARNET_RULES)
+    load_converted(method, state, source=name, ignore=ignore)
+    return method
+
