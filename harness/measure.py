@@ -21,7 +21,13 @@ import pandas as pd
 import torch
 
 from harness.api import Method, Output, TraceStep
-from harness.costs import cost_table, cost_table_rows, executed_gmacs, trace_gmacs, trace_gmacs_by_role
+from harness.costs import (
+    cost_table,
+    cost_table_rows,
+    executed_gmacs,
+    trace_gmacs,
+    trace_gmacs_by_role,
+)
 from harness.training import iterate_batches
 
 __all__ = ["EvalResult", "evaluate", "trace_stats", "profile", "frames_used"]

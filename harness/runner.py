@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from harness.api import Method
 from harness.costs import cost_table_rows
 from harness.env import fingerprint

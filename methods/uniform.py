@@ -28,7 +28,13 @@ from torch import nn
 
 from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
 from harness.registry import register_method
-from methods.common import FEATURE_CONFIG, VGG16_SOURCE, evenly_spaced, lstm_cell_entry, make_encoder
+from methods.common import (
+    FEATURE_CONFIG,
+    VGG16_SOURCE,
+    evenly_spaced,
+    lstm_cell_entry,
+    make_encoder,
+)
 
 TSN_PAPER = ('L. Wang, Y. Xiong, Z. Wang, Y. Qiao, D. Lin, X. Tang, L. Van Gool, "Temporal Segment Networks: '
              'Towards Good Practices for Deep Action Recognition", ECCV 2016')

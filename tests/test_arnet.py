@@ -38,6 +38,15 @@ class ScriptedLinear(nn.Module):
         return 10.0 * nn.functional.one_hot(torch.tensor(acts), self.num_actions).float()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: these tiny forwards are dominated by thread hand-offs on a busy 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny() -> ARNet:
     torch.manual_seed(0)
@@ -175,15 +184,19 @@ def test_batch_groups_frames_per_branch_and_matches_single_runs(tiny: ARNet) -> 
 # ----------------------------------------------------------------------------- realised cost
 
 
-@pytest.mark.parametrize("knobs", [None, {"force": 32}, {"force": 16}, {"cheap_bias": 2.0}, {"cheap_bias": 100.0}])
-def test_executed_macs_equal_trace_sum(tiny: ARNet, table: dict, knobs) -> None:
+def test_executed_macs_equal_trace_sum(tiny: ARNet, table: dict) -> None:
     x = _clip(3, seed=2)
-    holder = []
-    with torch.inference_mode():
-        executed = executed_gmacs(lambda: holder.append(tiny(x, knobs=knobs)))
-    out = holder[0]
-    traced = sum(trace_gmacs(tr, table) for tr in out.trace)
-    assert executed == pytest.approx(traced, rel=0.01)
+    for knobs in (None, {"force": 32}, {"cheap_bias": 2.0}):
+        holder = []
+        with torch.inference_mode():
+            executed = executed_gmacs(lambda k=knobs: holder.append(tiny(x, knobs=k)))
+        out = holder[0]
+        traced = sum(trace_gmacs(tr, table) for tr in out.trace)
+        assert executed == pytest.approx(traced, rel=0.01)
+        _check_one_backbone_per_predicted_frame(out)
+
+
+def _check_one_backbone_per_predicted_frame(out) -> None:
     for tr, dec in zip(out.trace, out.decisions, strict=True):
         # only predicted frames run a backbone, one backbone each
         bb = [s.frame for s in tr if s.role == "backbone"]
@@ -374,7 +387,6 @@ def test_feature_variant_runs_and_costs(policy_input: str) -> None:
     assert m.policy.linear.weight.grad.abs().sum() > 0 and m.policy.proj.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.slow
 def test_paper_cost_table_matches_the_paper() -> None:
     m = create_method("arnet", config="paper", num_classes=200)
     t = cost_table(m)

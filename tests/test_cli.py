@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from shared_data import shared_path
 
 from harness.cli import main
 from harness.results import load
-
-from shared_data import shared_path
 
 
 def test_methods_json_lists_names_and_cards(capsys):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from harness.api import TraceStep
 from harness.costs import (
     CostTableError,
     count_gmacs_fvcore,
@@ -14,7 +15,6 @@ from harness.costs import (
     ptflops_gmacs,
     trace_gmacs,
 )
-from harness.api import TraceStep
 from harness.registry import create_method
 
 
