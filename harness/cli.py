@@ -213,8 +213,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for entry in suite.methods + [{"name": n} for n in (methods or [])]:
         if entry["name"] not in sweeps:
             sweeps[entry["name"]] = knob_sweep(entry["name"], entry.get("config", suite.default_config))
-    cells = suite.cells(data=test_data, train_data=train_data, device=args.device, methods=methods,
-                        knob_sweeps=sweeps, test_split=test_split)
+    from harness.data.layouts import dataset_collection
+
+    sources = (dataset_collection(test_data) if test_data and not train_data else []) or [test_data]
+    cells = [c for src in sources for c in suite.cells(data=src, train_data=train_data, device=args.device,
+                                                       methods=methods, knob_sweeps=sweeps, test_split=test_split)]
     if args.resume and not args.out:
         out = _latest_out(suite.name)
         if out is None:

@@ -226,3 +226,13 @@ def test_unknown_sources(tmp_path):
         open_dataset(str(tmp_path / "x.csv"))
     with pytest.raises(ValueError):
         open_dataset(str(tmp_path), split="bogus")
+
+
+def test_dataset_collection_expands_a_folder_of_datasets(tmp_path):
+    from harness.data.layouts import dataset_collection
+
+    for ds in ("a", "b"):
+        (tmp_path / "coll" / ds / "Run").mkdir(parents=True)
+        (tmp_path / "coll" / ds / "Run" / "x.mp4").write_bytes(b"")
+    assert [p.split("/")[-1] for p in dataset_collection(tmp_path / "coll")] == ["a", "b"]
+    assert dataset_collection(tmp_path / "coll" / "a") == []  # a dataset itself, not a collection

@@ -376,3 +376,29 @@ def list_class_folders(root: str | os.PathLike, split: str = "test") -> Listing:
     if split == "train":
         note = "folder-per-class layout, no official split: 'train' is the SAME items as 'test'"
     return Listing("folders", classes, entries, note)
+
+
+def dataset_collection(path: str | os.PathLike) -> list[str]:
+    """Sub-datasets of a folder of folder-per-class trees (e.g. ``clips/{arid,kth,...}``).
+
+    A folder is a collection when it has no split files and every child folder
+    is itself a class-per-folder tree whose class folders hold video files
+    (``<root>/<dataset>/<class>/<clip>.mp4``).
+
+    Returns:
+        Sorted child paths, or ``[]`` when ``path`` is not such a collection
+        (then it is opened as a dataset itself).
+    """
+    root = Path(path)
+    if not root.is_dir() or detect_layout(root) != "folders":
+        return []
+    children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not children:
+        return []
+    for child in children:
+        class_dirs = [c for c in child.iterdir() if c.is_dir()]
+        if not class_dirs or any(is_video_file(f) for f in child.iterdir() if f.is_file()):
+            return []
+        if not any(is_video_file(f) for c in class_dirs for f in c.iterdir() if f.is_file()):
+            return []
+    return [str(c) for c in children]
