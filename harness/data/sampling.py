@@ -7,6 +7,7 @@ generator passed in), so a seed fixes every index a run reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -119,17 +120,23 @@ def stratified_split(
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+    rng = np.random.default_rng(seed)
+    return _per_class_split(labels, fraction, lambda idx, n_val: rng.permutation(idx)[:n_val])
+
+
+def _per_class_split(
+    labels: np.ndarray, fraction: float, pick: Callable[[np.ndarray, int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, ``pick(indices, n_val)`` chooses the validation clips; returns (train, val)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
     val: list[np.ndarray] = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         n = len(idx)
         if n < 2:
             continue
-        n_val = min(max(int(round(fraction * n)), 1), n - 1)
-        val.append(rng.permutation(idx)[:n_val])
+        val.append(pick(idx, min(max(int(round(fraction * n)), 1), n - 1)))
     val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
     mask = np.ones(len(labels), dtype=bool)
     mask[val_idx] = False
@@ -167,17 +174,4 @@ def blocked_stratified_split(
     order = np.asarray(order)
     if labels.ndim != 1 or order.shape != labels.shape:
         raise ValueError(f"labels and order must be 1-D of one length, got {labels.shape} and {order.shape}")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    val: list[np.ndarray] = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        n = len(idx)
-        if n < 2:
-            continue
-        n_val = min(max(int(round(fraction * n)), 1), n - 1)
-        val.append(idx[np.argsort(order[idx], kind="stable")][-n_val:])
-    val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
-    mask = np.ones(len(labels), dtype=bool)
-    mask[val_idx] = False
-    return np.flatnonzero(mask).astype(np.int64), val_idx.astype(np.int64)
+    return _per_class_split(labels, fraction, lambda idx, n_val: idx[np.argsort(order[idx], kind="stable")][-n_val:])
