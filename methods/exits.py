@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -551,5 +551,3 @@ def check_frames(x: torch.Tensor, input_kind: str, feature_dim: int = 0) -> None
     elif x.dim() != 5 or x.shape[2] != 3:
         raise ValueError(f"expected frames (B, T, 3, H, W), got {tuple(x.shape)}")
 
-
-Callback = Callable[..., Any]

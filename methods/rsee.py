@@ -219,7 +219,8 @@ class RSEE(Method):
     def _make_card(self, config: str, backbone: str, policy_backbone: str) -> MethodCard:
         pixels = self.input_kind == "pixels"
         knobs = [KnobSpec("threshold", 0.9, "early exit when the aggregated prediction's max softmax >= threshold "
-                          "(official --TE; > 1 never exits)", THRESHOLD_SWEEP)]
+                          "(official --TE; > 1 never exits); the speed knob behind the paper's 12–60 FPS on a Jetson Nano",
+                          THRESHOLD_SWEEP)]
         if pixels:
             knobs.append(KnobSpec("policy_bias", 0.0, "added to the selector logits as bias·k/(K−1) for the k-th "
                                   "resolution (highest first): > 0 favours low resolutions, < 0 high ones",
@@ -307,10 +308,9 @@ class RSEE(Method):
             ids = active.tolist()
             frames = active.take(x[:, t])
             if pixels:
-                feats, choice = self._pixel_step(frames, t, ids, rec, pstate, bias, force)
-                pstate = choice[1]
+                feats, choice, pstate = self._pixel_step(frames, t, ids, rec, pstate, bias, force)
                 for j, i in enumerate(ids):
-                    dec[i]["resolutions"].append(self.resolutions[int(choice[0][j])])
+                    dec[i]["resolutions"].append(self.resolutions[int(choice[j])])
             else:
                 feats = frames
                 rec.add(ids, t, self.encoder.module_name, (self.dim,), "input")
@@ -345,8 +345,13 @@ class RSEE(Method):
         return Output(logits, rec.steps, dec)
 
     def _pixel_step(self, frames: torch.Tensor, t: int, ids: list[int], rec: TraceRecorder,
-                    pstate: Any, bias: torch.Tensor | None, force: int | None) -> tuple[torch.Tensor, Any]:
-        """Selector + chosen-resolution backbone for the active samples' frame ``t`` → ``(N, D)`` features."""
+                    pstate: Any, bias: torch.Tensor | None, force: int | None
+                    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Selector + chosen-resolution backbone for the active samples' frame ``t``.
+
+        Returns:
+            ``(features (N, D), chosen bank (N,), new selector state)``.
+        """
         a_logits, pstate = self.policy.step(self.policy.encode(frames), pstate)
         rec.add_steps(ids, self.policy.steps(t))
         if force is not None:
@@ -361,7 +366,7 @@ class RSEE(Method):
             f = self.backbone(resize_frames(frames.index_select(0, sel), r), bank)
             feats.index_copy_(0, sel, f.to(feats.dtype))
             rec.add([ids[j] for j in sel.tolist()], t, "backbone", (3, r, r), "backbone")
-        return feats, (choice, pstate)
+        return feats, choice, pstate
 
     # -- cost ---------------------------------------------------------------------------
     def cost_entries(self) -> list[CostEntry]:

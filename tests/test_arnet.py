@@ -189,7 +189,7 @@ def test_executed_macs_equal_trace_sum(tiny: ARNet, table: dict) -> None:
     for knobs in (None, {"force": 32}, {"cheap_bias": 2.0}):
         holder = []
         with torch.inference_mode():
-            executed = executed_gmacs(lambda k=knobs: holder.append(tiny(x, knobs=k)))
+            executed = executed_gmacs(lambda k=knobs, h=holder: h.append(tiny(x, knobs=k)))
         out = holder[0]
         traced = sum(trace_gmacs(tr, table) for tr in out.trace)
         assert executed == pytest.approx(traced, rel=0.01)
@@ -360,7 +360,7 @@ def test_feature_variant_runs_and_costs(policy_input: str) -> None:
     for knobs in (None, {"force": "use"}, {"cheap_bias": 3.0}):
         holder = []
         with torch.inference_mode():
-            executed = executed_gmacs(lambda k=knobs: holder.append(m(x, knobs=k)))
+            executed = executed_gmacs(lambda k=knobs, h=holder: h.append(m(x, knobs=k)))
         out = holder[0]
         assert out.logits.shape == (2, 4)
         traced = sum(trace_gmacs(tr, table) for tr in out.trace)

@@ -25,6 +25,17 @@ from methods.exits import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: these tiny models gain nothing from more, and on a shared CPU OpenMP spinning can
+    make them two orders of magnitude slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
 def test_official_frameexit_order_for_10_frames():
     assert coarse_to_fine_order(10) == [5, 0, 9, 2, 7, 4, 6, 3, 8, 1] == list(FRAMEEXIT_ORDER_10)
 

@@ -133,7 +133,7 @@ def test_executed_macs_equal_trace_sum_and_knobs(tiny: LiteEval, table: dict) ->
     for knobs in (None, {"force": "fine"}, {"force": "coarse"}, {"gate_bias": 20.0}, {"gate_bias": -20.0}):
         holder = []
         with torch.inference_mode():
-            executed = executed_gmacs(lambda k=knobs: holder.append(tiny(x, knobs=k)))
+            executed = executed_gmacs(lambda k=knobs, h=holder: h.append(tiny(x, knobs=k)))
         out = holder[0]
         traced = sum(trace_gmacs(tr, table) for tr in out.trace)
         assert executed == pytest.approx(traced, rel=0.01)
@@ -228,7 +228,7 @@ def test_feature_variant_runs_and_costs(coarse_input: str) -> None:
     for knobs in (None, {"force": "fine"}, {"force": "coarse"}):
         holder = []
         with torch.inference_mode():
-            executed = executed_gmacs(lambda k=knobs: holder.append(m(x, knobs=k)))
+            executed = executed_gmacs(lambda k=knobs, h=holder: h.append(m(x, knobs=k)))
         out = holder[0]
         assert out.logits.shape == (2, 4)
         traced = sum(trace_gmacs(tr, table) for tr in out.trace)
