@@ -82,8 +82,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from harness.registry import create_method
 
     torch.manual_seed(0)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     method = create_method(args.method, config=args.config, num_classes=args.num_classes, **_overrides(args))
     if args.checkpoint:
         from harness.training import load_checkpoint
@@ -314,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint path (.pt)")
     t.add_argument("--cache-dir", help="decoded-frame cache (default ~/.cache/evbench)")
     t.add_argument("--quiet", action="store_true")
+    t.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice, all cores)")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("run", help="run a suite and write results + report")
@@ -332,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", help="decoded-frame cache and generated data (default ~/.cache/evbench)")
     r.add_argument("--no-report", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--threads", type=int, help="torch intra-op threads for training and timing (recorded in every row); "
+                                                "1 avoids OpenMP oversubscription on a shared, loaded machine")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("report", help="render the HTML report of a run directory")
@@ -349,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     from harness.suites import SuiteError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except (UnknownMethodError, KnobError, SuiteError, FileExistsError, FileNotFoundError) as exc:

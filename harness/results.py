@@ -56,6 +56,8 @@ UNITS: dict[str, str] = {
     "latency_queries": "queries timed",
     "fps_offline": "frames/s processed, offline (best batch)",
     "fps_offline_batch": "batch size giving fps_offline",
+    "fps_stream_processed": "frames/s actually processed, single-stream (frames_used / mean latency)",
+    "fps_stream_covered": "frames/s of video covered, single-stream (frames_total / mean latency); exceeds the processed rate when frames are skipped or exited",
     "peak_rss_mb": "MiB, peak process resident set during latency measurement",
     "peak_cuda_mb": "MiB, peak CUDA allocation (None off CUDA)",
     "decode_ms_mean": "ms per video, PyAV decode (cache misses only)",

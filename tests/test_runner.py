@@ -54,6 +54,9 @@ def test_run_writes_contract_columns_and_per_sample_rows(tmp_path, tiny_generate
     assert one["gmacs_per_video"] < two["gmacs_per_video"]
     assert two["executed_gmacs_per_video"] == pytest.approx(two["gmacs_per_video"], rel=0.01)
     assert one["train_reused"]  # knob siblings share one trained model
+    # honest FPS: one of two frames processed, so the covered rate is twice the processed rate
+    assert one["fps_stream_covered"] == pytest.approx(2 * one["fps_stream_processed"])
+    assert two["fps_stream_covered"] == pytest.approx(two["fps_stream_processed"])
     samples = load_samples(tmp_path / "run", two["cell_id"])
     assert len(samples) == two["num_videos"] and {"id", "pred", "gmacs", "exit"} <= set(samples.columns)
     assert two["env_torch"] and two["env_threads"] >= 1
