@@ -38,13 +38,7 @@ class ScriptedLinear(nn.Module):
         return 10.0 * nn.functional.one_hot(torch.tensor(acts), self.num_actions).float()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: these tiny forwards are dominated by thread hand-offs on a busy 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from method_helpers import run
 
 from harness.api import KnobError
-from harness.costs import cost_table, executed_gmacs, trace_gmacs
 from harness.registry import create_method
 from methods.dyngrid import ROUTES, grid_route
 from methods.exits import online_shift
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (tiny models; avoids OpenMP spinning on a shared CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_grid(**over):
@@ -32,16 +25,6 @@ def clip(b=3, t=5, r=48, seed=1):
     return torch.randn(b, t, 3, r, r, generator=torch.Generator().manual_seed(seed))
 
 
-def run(method, x, knobs=None, count=False):
-    holder = []
-    with torch.inference_mode():
-        if count:
-            executed = executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))
-        else:
-            executed = None
-            holder.append(method(x, knobs=knobs))
-    table = cost_table(method)
-    return holder[0], [trace_gmacs(t, table) for t in holder[0].trace], executed
 
 
 @pytest.fixture(scope="module")

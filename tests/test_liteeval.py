@@ -18,13 +18,7 @@ T = 6
 TINY = {"coarse_resolution": 16, "fine_resolution": 32, "frames": T}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: these tiny forwards are dominated by thread hand-offs on a busy 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ScriptedGate(nn.Module):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from method_helpers import run
 
-from harness.costs import cost_table, executed_gmacs, trace_gmacs
+from harness.costs import cost_table
 from harness.registry import create_method
 from methods.checkpoints import CheckpointError
 from methods.resnet_multibn import MultiBNResNet
@@ -14,14 +15,7 @@ from methods.rsee import convert_official_rsee, load_official_rsee
 RES = (48, 32, 24)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tiny models gain nothing from more, and on a shared CPU OpenMP spinning can
-    make them two orders of magnitude slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
@@ -36,18 +30,6 @@ def clip(b=3, t=4, r=48, seed=1):
     return torch.randn(b, t, 3, r, r, generator=torch.Generator().manual_seed(seed))
 
 
-def run(method, x, knobs=None, count=False):
-    holder = []
-    with torch.inference_mode():
-        if count:
-            executed = executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))
-        else:
-            executed = None
-            holder.append(method(x, knobs=knobs))
-    out = holder[0]
-    table = cost_table(method)
-    per = [trace_gmacs(t, table) for t in out.trace]
-    return out, per, executed
 
 
 @pytest.fixture(scope="module")
