@@ -238,6 +238,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(out: Path) -> None:
+    import pandas as pd
+
     from harness.results import load
 
     try:
@@ -248,7 +250,7 @@ def _print_summary(out: Path) -> None:
     cols = [c for c in ("label", "dataset", "top1", "gmacs_per_video", "frames_used", "latency_ms_p50", "fps_offline") if c in ok]
     if ok.empty or not cols:
         return
-    with __import__("pandas").option_context("display.width", 160, "display.max_colwidth", 48):
+    with pd.option_context("display.width", 160, "display.max_colwidth", 48):
         print(ok[cols].rename(columns={"top1": "top1 (0-1)", "gmacs_per_video": "GMACs/video",
                                       "latency_ms_p50": "p50 ms", "fps_offline": "FPS"}).to_string(index=False))
 
