@@ -223,6 +223,19 @@ class _ARNetBase(Method):
         """A = prediction actions + skip actions."""
         return self.n_pred + len(self.skips)
 
+    def _video_logits(self, sums: torch.Tensor, counts: list[int], h_last: torch.Tensor,
+                      traces: list[list[TraceStep]]) -> torch.Tensor:
+        """Mean of the executed frames' logits ``(B, C)``; an all-skipped video falls back to
+        ``lite_fc`` on its last policy state (the official code returns zeros, i.e. class 0)."""
+        out = sums / torch.tensor([max(1, n) for n in counts], device=sums.device, dtype=sums.dtype).unsqueeze(1)
+        empty = [i for i, n in enumerate(counts) if n == 0]
+        if empty:
+            rows = torch.tensor(empty, device=sums.device)
+            out = out.index_copy(0, rows, self.lite_fc(h_last.index_select(0, rows)))
+            for i in empty:
+                traces[i].append(TraceStep(-1, "lite_fc", (self.hidden,), role="head"))
+        return out
+
     def action_names(self) -> list[str]:
         """Names of the actions in logit order."""
         raise NotImplementedError
@@ -578,13 +591,7 @@ class ARNet(_ARNetBase):
             sums.index_add_(0, bi, logits)
             for i, _ in pairs:
                 counts[i] += 1
-        out = sums / torch.tensor([max(1, n) for n in counts], device=x.device, dtype=x.dtype).unsqueeze(1)
-        empty = [i for i in range(b) if counts[i] == 0]
-        if empty:
-            rows = torch.tensor(empty, device=x.device)
-            out = out.index_copy(0, rows, self.lite_fc(h_last.index_select(0, rows)))
-            for i in empty:
-                traces[i].append(TraceStep(-1, "lite_fc", (self.hidden,), role="head"))
+        out = self._video_logits(sums, counts, h_last, traces)
         names = self.action_names()
         res_of = list(self.resolutions) + ([self.policy_resolution] if self.has_policy_head else [])
         decisions = []
@@ -881,13 +888,7 @@ class ARNetFeatures(_ARNetBase):
                 if self.policy_input == "cheap":
                     traces[i].append(self.encoder.step(t))
                 traces[i].append(TraceStep(t, "head", (d,), role="head"))
-        out = out / torch.tensor([max(1, n) for n in counts], device=x.device, dtype=x.dtype).unsqueeze(1)
-        empty = [i for i in range(b) if counts[i] == 0]
-        if empty:
-            rows = torch.tensor(empty, device=x.device)
-            out = out.index_copy(0, rows, self.lite_fc(h_last.index_select(0, rows)))
-            for i in empty:
-                traces[i].append(TraceStep(-1, "lite_fc", (self.hidden,), role="head"))
+        out = self._video_logits(out, counts, h_last, traces)
         names = self.action_names()
         decisions = []
         for i in range(b):
