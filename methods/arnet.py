@@ -95,7 +95,6 @@ from methods.checkpoints import (
 )
 from methods.common import (
     FEATURE_CONFIG,
-    VGG16_SOURCE,
     FeatureEncoder,
     PixelEncoder,
     lstm_cell_entry,
@@ -777,8 +776,7 @@ class ARNetFeatures(_ARNetBase):
         self.alpha, self.beta, self.tau0, self.tau_decay = alpha, beta, tau0, tau_decay
         self.eff_reference_gmacs = eff_reference_gmacs
         self.policy_input = policy_input
-        self.encoder = FeatureEncoder(feature_dim, gmacs_per_frame,
-                                      VGG16_SOURCE if feature_dim == 4096 else "declared per-frame feature cost")
+        self.encoder = FeatureEncoder(feature_dim, gmacs_per_frame)
         self.cheap_gmacs = policy_input_ratio * gmacs_per_frame
         self.policy = nn.Module()
         self.policy.proj = nn.Linear(feature_dim, policy_dim)

@@ -86,16 +86,18 @@ class FeatureEncoder(nn.Module):
     Args:
         dim: Feature width D.
         gmacs_per_frame: Declared GMACs to produce one frame's feature.
-        source: Where that cost comes from.
+        source: Where that cost comes from (default: the VGG16 five-crop cost for
+            D = 4096, else "declared per-frame feature cost").
     """
 
     module_name = "frame_features"
 
-    def __init__(self, dim: int, gmacs_per_frame: float, source: str) -> None:
+    def __init__(self, dim: int, gmacs_per_frame: float, source: str = "") -> None:
         super().__init__()
         self.dim = dim
         self.gmacs_per_frame = float(gmacs_per_frame)
-        self.source = source
+        # 4096-d features are the shared five-crop VGG16 relu6 dump; anything else names no source
+        self.source = source or (VGG16_SOURCE if dim == 4096 else "declared per-frame feature cost")
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """``(N, D)`` -> ``(N, D)`` unchanged."""
@@ -130,7 +132,7 @@ def make_encoder(
     if input_kind == "features":
         if feature_dim <= 0:
             raise ValueError("feature methods need feature_dim > 0")
-        return FeatureEncoder(feature_dim, gmacs_per_frame, gmacs_source or "declared per-frame feature cost")
+        return FeatureEncoder(feature_dim, gmacs_per_frame, gmacs_source)
     raise ValueError(f"input_kind must be 'pixels' or 'features', got {input_kind!r}")
 
 

@@ -63,7 +63,7 @@ from torch import nn
 from harness.api import CostEntry, KnobError, KnobSpec, Method, MethodCard, Output
 from harness.registry import register_method
 from methods.backbones import build_backbone
-from methods.common import FEATURE_CONFIG, VGG16_SOURCE, make_encoder
+from methods.common import FEATURE_CONFIG, make_encoder
 from methods.exits import (
     ActiveSet,
     TraceRecorder,
@@ -167,8 +167,7 @@ class DynGrid(Method):
             self.stage_inputs = stage_shapes(self.stages, (3, resolution, resolution))
         elif input_kind == "features":
             self.resolution = 0
-            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame,
-                                        gmacs_source=VGG16_SOURCE if feature_dim == 4096 else "")
+            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame)
             dims = [feature_dim] + [hidden] * depth
             self.stages = nn.ModuleList([nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(dims[:-1], dims[1:], strict=True)])
             self.stage_inputs = [(d,) for d in dims]

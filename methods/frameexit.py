@@ -57,7 +57,7 @@ from harness.registry import register_method
 from methods.backbones import build_backbone
 from methods.backbones import feature_dim as backbone_dim
 from methods.checkpoints import CheckpointError, load_converted, read_state_dict, strip_prefix
-from methods.common import FEATURE_CONFIG, VGG16_SOURCE, make_encoder
+from methods.common import FEATURE_CONFIG, make_encoder
 from methods.exits import (
     ActiveSet,
     ExitingGate,
@@ -132,8 +132,7 @@ class FrameExit(Method):
             dim = backbone_dim(backbone)
         elif input_kind == "features":
             self.resolution = 0
-            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame,
-                                        gmacs_source=VGG16_SOURCE if feature_dim == 4096 else "")
+            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame)
             dim = feature_dim
         else:
             raise ValueError(f"input_kind must be 'pixels' or 'features', got {input_kind!r}")

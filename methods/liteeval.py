@@ -73,7 +73,6 @@ from methods.arnet import run_chunked
 from methods.checkpoints import load_converted, read_state_dict, rename_keys, strip_prefix
 from methods.common import (
     FEATURE_CONFIG,
-    VGG16_SOURCE,
     FeatureEncoder,
     PixelEncoder,
     lstm_cell_entry,
@@ -482,8 +481,7 @@ class LiteEvalFeatures(_LiteEvalBase):
         self.num_classes = num_classes
         self.gamma, self.lam = gamma, lam
         self.coarse_input = coarse_input
-        self.encoder = FeatureEncoder(feature_dim, gmacs_per_frame,
-                                      VGG16_SOURCE if feature_dim == 4096 else "declared per-frame feature cost")
+        self.encoder = FeatureEncoder(feature_dim, gmacs_per_frame)
         self.cheap_gmacs = coarse_input_ratio * gmacs_per_frame
         self.coarse_proj = nn.Sequential(nn.Linear(feature_dim, coarse_dim), nn.ReLU(inplace=True))
         self.input_dropout = nn.Dropout(input_dropout)

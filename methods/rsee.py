@@ -90,7 +90,7 @@ from methods.checkpoints import (
     rename_keys,
     strip_prefix,
 )
-from methods.common import FEATURE_CONFIG, VGG16_SOURCE, lstm_cell_entry, make_encoder
+from methods.common import FEATURE_CONFIG, lstm_cell_entry, make_encoder
 from methods.exits import (
     ActiveSet,
     TraceRecorder,
@@ -204,8 +204,7 @@ class RSEE(Method):
             dim = self.backbone.out_dim
         elif input_kind == "features":
             self.resolutions = ()
-            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame,
-                                        gmacs_source=VGG16_SOURCE if feature_dim == 4096 else "")
+            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame)
             dim = feature_dim
         else:
             raise ValueError(f"input_kind must be 'pixels' or 'features', got {input_kind!r}")

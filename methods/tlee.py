@@ -100,7 +100,7 @@ from methods.checkpoints import (
     rename_keys,
     strip_prefix,
 )
-from methods.common import FEATURE_CONFIG, VGG16_SOURCE, make_encoder
+from methods.common import FEATURE_CONFIG, make_encoder
 from methods.exits import (
     ActiveSet,
     GateModule,
@@ -193,8 +193,7 @@ class TLEE(Method):
             self.num_exits = 3
         elif input_kind == "features":
             self.resolution = 0
-            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame,
-                                        gmacs_source=VGG16_SOURCE if feature_dim == 4096 else "")
+            self.encoder = make_encoder("features", feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame)
             dim = feature_dim
             self.num_exits = 1
         else:

@@ -30,7 +30,6 @@ from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceSt
 from harness.registry import register_method
 from methods.common import (
     FEATURE_CONFIG,
-    VGG16_SOURCE,
     evenly_spaced,
     lstm_cell_entry,
     make_encoder,
@@ -86,7 +85,7 @@ class Uniform(Method):
         self.consensus = consensus
         self.encoder = make_encoder(
             input_kind, backbone=backbone, resolution=resolution, feature_dim=feature_dim,
-            gmacs_per_frame=gmacs_per_frame, gmacs_source=VGG16_SOURCE if feature_dim == 4096 else "",
+            gmacs_per_frame=gmacs_per_frame,
         )
         dim = self.encoder.dim
         self.dropout = nn.Dropout(dropout)
