@@ -73,82 +73,187 @@ def cmd_methods(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- profile
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
-    """Cost table, GMACs, executed MACs, latency, FPS and memory of one method."""
+def _build_method(args: argparse.Namespace) -> Any:
+    """The method named by ``--method/--config/...``, with ``--checkpoint`` loaded."""
     import torch
 
-    from harness.costs import ptflops_gmacs
-    from harness.measure import profile
     from harness.registry import create_method
 
     torch.manual_seed(0)
     method = create_method(args.method, config=args.config, num_classes=args.num_classes, **_overrides(args))
-    if args.checkpoint:
+    if getattr(args, "checkpoint", None):
         from harness.training import load_checkpoint
 
         method.load_state_dict(load_checkpoint(args.checkpoint)["state_dict"])
-    knobs = _parse_knobs(args.knob)
-    method.resolve_knobs(knobs)  # fail early on an unknown knob
+    return method
+
+
+def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], str]:
+    """Batch-1 clips to profile on: real clips of ``--data`` or seeded random-normal ones."""
+    import torch
+
     if args.data:
         from harness.data import open_dataset
 
         ds = open_dataset(args.data, split="all", frames=method.card.frames, size=max(method.card.resolution, 1))
         inputs = [ds[i].x[None] for i in range(min(args.clips, len(ds)))]
-        inputs_note = f"{len(inputs)} clips of {args.data}"
-    else:
-        g = torch.Generator().manual_seed(0)
-        shape = tuple(method.example_input(1).shape)
-        inputs = [torch.randn(shape, generator=g) for _ in range(args.clips)]
-        inputs_note = f"{args.clips} synthetic random-normal clips {list(shape)} (decisions of adaptive methods are input-dependent)"
-    prof = profile(method, inputs, device=args.device, knobs=knobs, min_queries=args.min_queries,
-                   min_duration_s=args.min_duration, offline=not args.no_offline)
-    crosscheck = []
-    if not args.no_crosscheck:
-        table = {(r["module"], tuple(r["input_shape"])): r for r in prof["cost_table"]}
-        for entry in method.cost_entries():
-            if entry.declared_gmacs is not None or entry.make_inputs is not None:
-                continue
-            sub = method.get_submodule(entry.module)
-            pt = ptflops_gmacs(sub, entry.input_shape, backend="pytorch")
-            at = ptflops_gmacs(sub, entry.input_shape, backend="aten")
-            fv = table[entry.key]["gmacs"]
-            crosscheck.append({"module": entry.module, "input_shape": list(entry.input_shape), "fvcore": fv,
-                               "ptflops_pytorch": pt, "ptflops_aten": at,
-                               "rel_diff_pytorch": (pt - fv) / fv if fv else None,
-                               "rel_diff_aten": (at - fv) / fv if fv else None})
-    from harness.env import fingerprint
+        return inputs, f"{len(inputs)} clips of {args.data}"
+    g = torch.Generator().manual_seed(0)
+    shape = tuple(method.example_input(1).shape)
+    inputs = [torch.randn(shape, generator=g) for _ in range(args.clips)]
+    return inputs, (f"{args.clips} synthetic random-normal clips {list(shape)} "
+                    "(decisions of adaptive methods are input-dependent)")
 
+
+def _ptflops_crosscheck(method: Any, cost_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """fvcore vs ptflops (both backends, explicit) on every static single-input module."""
+    from harness.costs import ptflops_gmacs
+
+    table = {(r["module"], tuple(r["input_shape"])): r for r in cost_rows}
+    out = []
+    for entry in method.cost_entries():
+        if entry.declared_gmacs is not None or entry.make_inputs is not None:
+            continue
+        sub = method.get_submodule(entry.module)
+        pt = ptflops_gmacs(sub, entry.input_shape, backend="pytorch")
+        at = ptflops_gmacs(sub, entry.input_shape, backend="aten")
+        fv = table[entry.key]["gmacs"]
+        out.append({"module": entry.module, "input_shape": list(entry.input_shape), "fvcore": fv,
+                    "ptflops_pytorch": pt, "ptflops_aten": at,
+                    "rel_diff_pytorch": (pt - fv) / fv if fv else None,
+                    "rel_diff_aten": (at - fv) / fv if fv else None})
+    return out
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Cost table, GMACs, executed MACs, latency, FPS, memory and energy of one method.
+
+    ``--backend onnxruntime`` runs every costed module in ONNX Runtime with the
+    method's control flow in Python and adds ``max_abs_logit_diff`` against
+    torch; ``--device <board>-modeled`` replaces the measured latency by the
+    roofline model of :mod:`harness.devices.modeled` (``modeled: true``).
+    """
+    from harness.devices.modeled import is_modeled_device
+    from harness.env import fingerprint
+    from harness.measure import count_profile, profile
+
+    method = _build_method(args)
+    knobs = _parse_knobs(args.knob)
+    method.resolve_knobs(knobs)  # fail early on an unknown knob
+    inputs, inputs_note = _profile_inputs(args, method)
+    modeled = is_modeled_device(args.device)
+    backend, extra = "torch", {}
+    if modeled:
+        from harness.devices.modeled import model_latency
+
+        counted = count_profile(method.eval(), inputs, knobs=knobs)
+        traces = counted.pop("traces")
+        counted.pop("per_video_gmacs", None)
+        prof = {**counted, **model_latency(method, traces, device=args.device)}
+        backend = prof.get("backend", "modeled")
+    elif args.backend == "onnxruntime":
+        from harness.onnx_backend import max_abs_logit_diff, to_onnxruntime
+
+        ort_method = to_onnxruntime(method, providers=_providers(args), bundle_dir=args.bundle)
+        torch_counts = count_profile(method.eval(), inputs, knobs=knobs)
+        prof = profile(ort_method, inputs, device="cpu", knobs=knobs, min_queries=args.min_queries,
+                       min_duration_s=args.min_duration, offline=not args.no_offline, count_executed=False)
+        prof["executed_gmacs_per_video"] = torch_counts["executed_gmacs_per_video"]
+        backend = ort_method.backend_name
+        extra = {"max_abs_logit_diff": max_abs_logit_diff(method, ort_method, inputs, knobs=knobs),
+                 "logit_diff_reference": "torch eager fp32 on the same inputs and knobs",
+                 "onnx": ort_method.export_info(),
+                 "executed_gmacs_note": "counted on the torch forward with the same decisions "
+                                        "(ONNX Runtime kernels run outside PyTorch's dispatcher)"}
+    else:
+        prof = profile(method, inputs, device=args.device, knobs=knobs, min_queries=args.min_queries,
+                       min_duration_s=args.min_duration, offline=not args.no_offline)
+    crosscheck = [] if args.no_crosscheck else _ptflops_crosscheck(method, prof["cost_table"])
     result = {
         "method": args.method, "config": args.config, "overrides": _overrides(args), "knobs": knobs,
-        "card": method.card.to_dict(), "inputs": inputs_note, "device": args.device, "backend": "torch",
-        "modeled": False,
+        "card": method.card.to_dict(), "inputs": inputs_note, "device": args.device, "backend": backend,
+        "modeled": modeled, **extra,
         **{k: v for k, v in prof.items() if k not in ("latency", "offline")},
-        "latency": prof["latency"], "offline": prof["offline"], "ptflops_crosscheck": crosscheck,
+        "latency": prof.get("latency"), "offline": prof.get("offline"), "ptflops_crosscheck": crosscheck,
         "units": {"gmacs_per_frame": "GMACs per processed frame", "gmacs_per_video": "GMACs per video (trace sum)",
-                  "executed_gmacs_per_video": "GMACs counted during the forward", "latency_ms": "ms, single-stream batch 1",
-                  "fps": "frames/s offline", "peak_rss_mb": "MiB"},
-        "env": fingerprint(device=args.device),
+                  "executed_gmacs_per_video": "GMACs counted during the forward",
+                  "latency_ms": "ms, single-stream batch 1" + (" (MODELED, not measured)" if modeled else ""),
+                  "fps": "frames/s offline", "peak_rss_mb": "MiB", "energy_j_per_clip": "J per clip",
+                  "max_abs_logit_diff": "max |logit_onnxruntime - logit_torch| over the profiled clips"},
+        "env": fingerprint(device="cpu" if modeled else args.device, backend=backend),
     }
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
-    print(f"{args.method} [{args.config}] {method.card.title} — {inputs_note}")
+    _print_profile(args, result, prof, crosscheck)
+    return 0
+
+
+def _fmt(value: Any, spec: str = ".2f", missing: str = "not measured") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _print_profile(args: argparse.Namespace, result: dict[str, Any], prof: dict[str, Any],
+                   crosscheck: list[dict[str, Any]]) -> None:
+    print(f"{args.method} [{args.config}] {result['card']['title']} — {result['inputs']}")
+    print(f"device {result['device']}, backend {result['backend']}" + ("  (MODELED latency)" if result["modeled"] else ""))
     print(f"{'module':32s} {'input shape':18s} {'GMACs':>10s}  counted by")
     for r in prof["cost_table"]:
         print(f"{r['module']:32s} {str(tuple(r['input_shape'])):18s} {r['gmacs']:10.4f}  {r['counted_by']}")
     print(f"GMACs/video (trace sum)   {prof['gmacs_per_video']:.4f}   (static upper bound {prof['gmacs_static_upper']:.4f})")
-    print(f"GMACs/video (executed)    {prof['executed_gmacs_per_video']:.4f}")
+    print(f"GMACs/video (executed)    {_fmt(prof['executed_gmacs_per_video'], '.4f')}")
     print(f"GMACs/frame               {prof['gmacs_per_frame']:.4f}   frames used {prof['frames_used']:.2f}")
     lat = prof["latency_ms"]
-    print(f"latency ms (batch 1, {prof['threads']} threads, {len(lat['samples'])} queries)  "
-          f"p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f}  mean {lat['mean']:.2f}")
-    if prof["fps"]:
+    label = "MODELED latency ms" if result["modeled"] else f"latency ms (batch 1, {prof.get('threads')} threads"
+    label += "" if result["modeled"] else f", {len(lat['samples'])} queries)"
+    print(f"{label}  p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f}  mean {lat['mean']:.2f}")
+    if "max_abs_logit_diff" in result:
+        print(f"max |logit onnxruntime - torch| {result['max_abs_logit_diff']:.2e}")
+    if prof.get("fps"):
         print(f"offline FPS {prof['fps']:.1f} frames/s (batch {prof['fps_offline_batch']})")
-    print(f"peak RSS {prof['peak_rss_mb']:.0f} MiB" + (f", peak CUDA {prof['peak_cuda_mb']:.0f} MiB" if prof["peak_cuda_mb"] else ""))
+    if prof.get("peak_rss_mb") is not None:
+        print(f"peak RSS {prof['peak_rss_mb']:.0f} MiB" + (f", peak CUDA {prof['peak_cuda_mb']:.0f} MiB" if prof.get("peak_cuda_mb") else ""))
+    if not result["modeled"]:
+        print(f"energy {_fmt(prof.get('energy_j_per_clip'), '.3f')} J/clip"
+              + (f" ({prof['energy_source']})" if prof.get("energy_source") else " (no readable counter on this machine)"))
     for c in crosscheck:
         print(f"ptflops cross-check {c['module']}{tuple(c['input_shape'])}: fvcore {c['fvcore']:.4f}, "
               f"ptflops[pytorch] {c['ptflops_pytorch']:.4f}, ptflops[aten] {c['ptflops_aten']:.4f} GMACs")
+
+
+def _providers(args: argparse.Namespace) -> list[str] | None:
+    """ONNX Runtime execution providers from ``--providers`` (comma list), else by ``--device``."""
+    if getattr(args, "providers", None):
+        return [p.strip() for p in args.providers.split(",") if p.strip()]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if str(args.device).startswith("cuda") else None
+
+
+# --------------------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export every costed module of a method to ONNX: a bundle the device agent can run."""
+    from harness.onnx_backend import export_bundle
+
+    method = _build_method(args)
+    knobs = _parse_knobs(args.knob)
+    method.resolve_knobs(knobs)
+    inputs, note = _profile_inputs(args, method)
+    manifest = export_bundle(method, args.out, example_clips=inputs, knobs=knobs,
+                             build={"method": args.method, "config": args.config, "num_classes": args.num_classes,
+                                    "overrides": _overrides(args), "inputs": note})
+    print(f"bundle: {manifest}")
     return 0
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    """Check every registered published claim: reproduced / not reproduced / needs device / needs dataset."""
+    from harness.claims import run_claims
+
+    return run_claims(args)
 
 
 # --------------------------------------------------------------------------- train
@@ -287,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--frames", type=int, help="override T, frames per clip")
         q.add_argument("--resolution", type=int, help="override the input resolution, px")
         q.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other builder override (repeatable)")
-        q.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (default cpu)")
+        q.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or a modeled device "
+                                                        "(jetson-nano-modeled, jetson-nano-5w-modeled, orin-nano-modeled); "
+                                                        "default cpu")
 
     pr = sub.add_parser("profile", help="cost table, GMACs, executed MACs, latency p50/p90/p99, FPS, memory")
     add_build(pr)
@@ -301,8 +408,30 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--threads", type=int, help="torch intra-op threads")
     pr.add_argument("--no-offline", action="store_true", help="skip offline FPS")
     pr.add_argument("--no-crosscheck", action="store_true", help="skip the ptflops cross-check")
+    pr.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                    help="torch eager, or ONNX Runtime with every costed module exported and the control flow in Python")
+    pr.add_argument("--providers", help="ONNX Runtime execution providers, comma-separated "
+                                        "(default CPUExecutionProvider; CUDA first with --device cuda)")
+    pr.add_argument("--bundle", help="with --backend onnxruntime: keep the exported bundle in this directory")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_profile)
+
+    ex = sub.add_parser("export", help="export every module of a method to ONNX (a bundle for the device agent)")
+    add_build(ex)
+    ex.add_argument("--knob", action="append", metavar="KEY=VALUE", help="operating point of the recorded schedules")
+    ex.add_argument("--num-classes", type=int, default=200)
+    ex.add_argument("--checkpoint", help="evbench checkpoint to load")
+    ex.add_argument("--data", help="record decision schedules on real clips of this dataset")
+    ex.add_argument("--clips", type=int, default=4, help="clips whose decision schedules are recorded (default 4)")
+    ex.add_argument("--out", required=True, help="bundle directory")
+    ex.set_defaults(func=cmd_export)
+
+    cl = sub.add_parser("claims", help="check published claims: reproduced / not reproduced / needs device / needs dataset")
+    cl.add_argument("--json", action="store_true", help="JSON list of claims with paper, verdict, measured value")
+    cl.add_argument("--paper", help="only claims of this paper key (e.g. rsee, arnet)")
+    cl.add_argument("--out", help="also store the verdicts in this run directory (claims.jsonl) for the HTML report")
+    cl.add_argument("--results", help="a stored run whose rows can answer accuracy / latency claims")
+    cl.set_defaults(func=cmd_claims)
 
     t = sub.add_parser("train", help="train a method on a dataset's train split")
     add_build(t)

@@ -30,7 +30,7 @@ from harness.costs import (
 )
 from harness.training import iterate_batches
 
-__all__ = ["EvalResult", "evaluate", "trace_stats", "profile", "frames_used"]
+__all__ = ["EvalResult", "evaluate", "trace_stats", "count_profile", "profile", "frames_used"]
 
 
 def frames_used(trace: Sequence[TraceStep]) -> int:
@@ -218,15 +218,62 @@ def decision_histograms(decisions: Sequence[Mapping[str, Any]]) -> dict[str, dic
     return out
 
 
+def count_profile(
+    method: Method, inputs: Sequence[torch.Tensor], *, knobs: Mapping[str, Any] | None = None,
+    count_executed: bool = True,
+) -> dict[str, Any]:
+    """Cost table, per-video GMACs from the traces, executed MACs — no timing.
+
+    Args:
+        method: The method, already on the inputs' device.
+        inputs: Batch-1 clips ``(1, T, ...)``.
+        knobs: Operating point.
+        count_executed: Count MACs while each forward runs (``FlopCounterMode``);
+            off for backends whose kernels run outside PyTorch's dispatcher
+            (ONNX Runtime), where the count would read 0.
+
+    Returns:
+        The trace statistics of :func:`trace_stats` (without ``per_video_gmacs``)
+        plus ``cost_table`` (rows), ``gmacs_static_upper``,
+        ``executed_gmacs_per_video`` (None when not counted), ``traces`` (the
+        per-clip traces) and ``per_video_gmacs``.
+    """
+    knobs = dict(knobs or {})
+    table_rows = cost_table_rows(method)
+    declared = _declared_keys(method)
+    table = cost_table(method)
+    traces, executed = [], 0.0
+    for x in inputs:
+        holder: list[Output] = []
+        with torch.inference_mode():
+            if count_executed:
+                executed += executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))  # noqa: B023
+            else:
+                holder.append(method(x, knobs=knobs))
+        tr = holder[0].trace[0]
+        executed += sum(table[s.key] for s in tr if s.key in declared)
+        traces.append(tr)
+    stats = trace_stats(method, traces, int(inputs[0].shape[1]))
+    return {
+        **stats,
+        "cost_table": table_rows,
+        "gmacs_static_upper": upper_bound_gmacs(method, inputs[0]),
+        "executed_gmacs_per_video": executed / len(inputs) if count_executed else None,
+        "traces": traces,
+    }
+
+
 def profile(
     method: Method, inputs: Sequence[torch.Tensor], *, device: str | torch.device = "cpu",
     knobs: Mapping[str, Any] | None = None, min_queries: int = 64, min_duration_s: float = 1.0,
     max_duration_s: float = 120.0, offline: bool = True, offline_batches: Sequence[int] = (1, 2, 4, 8, 16),
+    count_executed: bool = True, energy: bool = True,
 ) -> dict[str, Any]:
-    """Cost table, per-video GMACs, executed MACs, single-stream latency, offline FPS, memory.
+    """Cost table, per-video GMACs, executed MACs, single-stream latency, offline FPS, memory, energy.
 
     Args:
-        method: The method.
+        method: The method (any backend: a torch module or one whose costed
+            modules run in ONNX Runtime, see :mod:`harness.onnx_backend`).
         inputs: Batch-1 clips ``(1, T, ...)`` — real samples where available;
             adaptive methods' cost and latency depend on content, so queries
             cycle through them.
@@ -238,13 +285,19 @@ def profile(
         max_duration_s: ...and at most this long, s.
         offline: Also measure offline throughput.
         offline_batches: Batch sizes tried for offline FPS.
+        count_executed: See :func:`count_profile`.
+        energy: Read the platform's energy counter (NVML, RAPL, Jetson rails)
+            around the latency queries, when one is readable.
 
     Returns:
         A dict with ``cost_table`` (rows), ``gmacs_per_video``, ``gmacs_per_frame``,
         ``gmacs_static_upper``, ``executed_gmacs_per_video``, ``latency_ms``
         (``p50/p90/p99/mean`` + ``samples``), ``fps`` (offline frames/s),
-        ``peak_rss_mb``, ``peak_cuda_mb`` and the trace statistics.
+        ``peak_rss_mb``, ``peak_cuda_mb``, ``energy_j_per_clip`` (J, None when
+        no counter is readable; ``energy_source`` says which) and the trace
+        statistics.
     """
+    from harness.devices.energy import open_meter
     from harness.memory import PeakMemory
     from harness.timing import measure_latency, measure_offline_fps
 
@@ -252,19 +305,9 @@ def profile(
     method.eval().to(dev)
     xs = [x.to(dev) for x in inputs]
     knobs = dict(knobs or {})
-    table_rows = cost_table_rows(method)
-    declared = _declared_keys(method)
-    table = cost_table(method)
-    traces, executed = [], 0.0
-    for x in xs:
-        holder: list[Output] = []
-        with torch.inference_mode():
-            executed += executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))  # noqa: B023
-        tr = holder[0].trace[0]
-        executed += sum(table[s.key] for s in tr if s.key in declared)
-        traces.append(tr)
-    frames_total = int(xs[0].shape[1])
-    stats = trace_stats(method, traces, frames_total)
+    counted = count_profile(method, xs, knobs=knobs, count_executed=count_executed)
+    counted.pop("traces")
+    counted.pop("per_video_gmacs", None)
 
     cycle = itertools.cycle(xs)
 
@@ -277,9 +320,10 @@ def profile(
         warm.append(lambda o=opt: _forced(method, xs[0], knobs, o))
     for x in xs[: min(len(xs), 4)]:
         warm.append(lambda x=x: _forced(method, x, knobs, knobs.get("force")))
+    meter = open_meter(str(dev)) if energy else None
     with PeakMemory(device=dev) as mem:
         lat = measure_latency(query, device=dev, warmup=warm, min_queries=min_queries,
-                              min_duration_s=min_duration_s, max_duration_s=max_duration_s)
+                              min_duration_s=min_duration_s, max_duration_s=max_duration_s, energy_meter=meter)
     fps = None
     if offline:
         def run_batch(b: int) -> None:
@@ -287,14 +331,11 @@ def profile(
             with torch.inference_mode():
                 method(batch, knobs=knobs)
 
-        fps = measure_offline_fps(run_batch, frames_per_item=max(1, round(stats["frames_used"])), device=dev,
+        fps = measure_offline_fps(run_batch, frames_per_item=max(1, round(counted["frames_used"])), device=dev,
                                   batch_sizes=offline_batches, min_duration_s=min(1.0, min_duration_s))
     lat_d = lat.to_dict()
     return {
-        **{k: v for k, v in stats.items() if k != "per_video_gmacs"},
-        "cost_table": table_rows,
-        "gmacs_static_upper": upper_bound_gmacs(method, xs[0]),
-        "executed_gmacs_per_video": executed / len(xs),
+        **counted,
         "latency_ms": {k: lat_d[k] for k in ("p50", "p90", "p99", "mean")} | {"samples": lat_d["samples_ms"]},
         "latency": lat_d,
         "fps": fps["fps"] if fps else None,
@@ -302,6 +343,8 @@ def profile(
         "offline": fps,
         "peak_rss_mb": mem.peak_rss_mb,
         "peak_cuda_mb": mem.peak_cuda_mb,
+        "energy_j_per_clip": lat_d.get("energy_j_per_query"),
+        "energy_source": lat_d.get("energy_source"),
         "threads": torch.get_num_threads(),
     }
 

@@ -262,6 +262,10 @@ class LatencyStats:
         wall_samples_ms: On CUDA, host wall clock per query in ms including the
             ``torch.cuda.synchronize()``; ``None`` on CPU (where ``samples_ms``
             already is host wall clock).
+        energy_j_per_query: Joules per query over the timed phase (the energy
+            meter's reading ÷ ``n``), None when no meter was given or it could
+            not read.
+        energy_source: The counter read (``"nvml"``, ``"rapl"``, ``"jetson-rails"``), or None.
     """
 
     samples_ms: list[float]
@@ -282,6 +286,8 @@ class LatencyStats:
     timer: str = "perf_counter_ns"
     warmup_callables: int = 1
     wall_samples_ms: list[float] | None = None
+    energy_j_per_query: float | None = None
+    energy_source: str | None = None
 
     @property
     def met_minimums(self) -> bool:
@@ -304,6 +310,7 @@ def measure_latency(
     max_duration_s: float = 60.0,
     max_queries: int | None = None,
     clock: Clock | None = None,
+    energy_meter: Any = None,
 ) -> LatencyStats:
     """Single-stream latency of ``run`` (MLPerf LoadGen SingleStream scenario).
 
@@ -350,6 +357,9 @@ def measure_latency(
         max_queries: Optional cap on the number of queries (>= min_queries).
         clock: Nanosecond clock used for the loop limits and (on CPU) the
             per-query samples; default ``time.perf_counter_ns``.
+        energy_meter: Optional :class:`harness.devices.energy.EnergyMeter`,
+            started after the warm-up and stopped after the last timed query;
+            its joules ÷ queries become ``energy_j_per_query`` (J per clip).
 
     Returns:
         A :class:`LatencyStats` with per-query latencies in ms.
@@ -394,6 +404,8 @@ def measure_latency(
         min_ns = int(round(min_duration_s * _NS_PER_S))
         max_ns = int(round(max_duration_s * _NS_PER_S))
 
+        if energy_meter is not None:
+            energy_meter.start()
         t_start = clk()
         elapsed = 0
         stopped_by = "targets_met"
@@ -424,6 +436,7 @@ def measure_latency(
                 samples.append((t1 - t0) / _NS_PER_MS)
                 h1 = t1
             elapsed = h1 - t_start
+        energy = energy_meter.stop() if energy_meter is not None else None
 
     p50, p90, p99 = _percentiles_ms(samples)
     return LatencyStats(
@@ -445,6 +458,8 @@ def measure_latency(
         timer="cuda_event" if is_cuda else "perf_counter_ns",
         warmup_callables=len(callables),
         wall_samples_ms=wall if is_cuda else None,
+        energy_j_per_query=(energy.joules / len(samples)) if energy is not None and energy.joules is not None else None,
+        energy_source=energy.source if energy is not None else None,
     )
 
 
