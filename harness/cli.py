@@ -149,7 +149,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         counted = count_profile(method.eval(), inputs, knobs=knobs)
         traces = counted.pop("traces")
         counted.pop("per_video_gmacs", None)
-        prof = {**counted, **model_latency(method, traces, device=args.device)}
+        prof = {**counted, **model_latency(method, traces, device=args.device, backend=args.backend)}
         backend = prof.get("backend", "modeled")
     elif args.backend == "onnxruntime":
         from harness.onnx_backend import max_abs_logit_diff, to_onnxruntime

@@ -12,6 +12,6 @@ def is_modeled_device(device: str) -> bool:
     return str(device).endswith("-modeled")
 
 
-def model_latency(method: Any, traces: Any, *, device: str) -> dict[str, Any]:
+def model_latency(method: Any, traces: Any, *, device: str, backend: str = "torch") -> dict[str, Any]:
     """Modeled single-stream latency of ``traces`` on ``device``."""
     raise NotImplementedError(device)
