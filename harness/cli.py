@@ -152,17 +152,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
         prof = {**counted, **model_latency(method, traces, device=args.device, backend=args.backend)}
         backend = prof.get("backend", "modeled")
     elif args.backend == "onnxruntime":
-        from harness.onnx_backend import max_abs_logit_diff, to_onnxruntime
+        from harness.onnx_backend import backend_info, max_abs_logit_diff, to_onnxruntime
 
         ort_method = to_onnxruntime(method, providers=_providers(args), bundle_dir=args.bundle)
         torch_counts = count_profile(method.eval(), inputs, knobs=knobs)
         prof = profile(ort_method, inputs, device="cpu", knobs=knobs, min_queries=args.min_queries,
                        min_duration_s=args.min_duration, offline=not args.no_offline, count_executed=False)
         prof["executed_gmacs_per_video"] = torch_counts["executed_gmacs_per_video"]
-        backend = ort_method.backend_name
-        extra = {"max_abs_logit_diff": max_abs_logit_diff(method, ort_method, inputs, knobs=knobs),
-                 "logit_diff_reference": "torch eager fp32 on the same inputs and knobs",
-                 "onnx": ort_method.export_info(),
+        info = backend_info(ort_method)
+        backend = info["backend"]
+        check = max_abs_logit_diff(method, ort_method, inputs, knobs=knobs)
+        extra = {**check, "logit_diff_reference": "torch eager fp32 on the same clips and knobs", "onnx": info,
                  "executed_gmacs_note": "counted on the torch forward with the same decisions "
                                         "(ONNX Runtime kernels run outside PyTorch's dispatcher)"}
     else:
