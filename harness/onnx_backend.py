@@ -301,6 +301,9 @@ def _session_options(threads: int | None) -> Any:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    # ONNX Runtime's pool would otherwise spin between calls while torch's own pool runs the
+    # method's Python-side tensor ops on the same cores
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 
@@ -339,7 +342,6 @@ def to_onnxruntime(
     Raises:
         OnnxBackendError: Export failed, or a requested provider is unavailable.
     """
-    import onnxruntime as ort
 
     wanted = _check_providers(providers)
     tmp = None

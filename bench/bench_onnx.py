@@ -1,0 +1,44 @@
+"""Nightly: ONNX Runtime vs torch eager on the same decisions (pytest-benchmark; ``tox -e bench``).
+
+Both backends run the same method copy's Python control flow; only the costed
+modules move to ONNX Runtime.  The ratio of p50 latencies, measured side by
+side in one run with the same thread count, goes to ``extra_info`` for the
+trend pages.  The check is loose (ONNX Runtime must not be more than 3× slower
+than eager): per-module host round trips are part of this backend's cost, and a
+regression there is what the nightly should catch.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.onnx_backend import max_abs_logit_diff, to_onnxruntime
+from harness.registry import create_method
+from harness.timing import measure_latency
+
+
+@pytest.mark.parametrize("name", ["uniform", "tlee", "rsee", "arnet"])
+def test_bench_onnxruntime_vs_torch(benchmark, name):
+    """p50 latency ratio ONNX Runtime / torch eager, lite configuration, 4 frames, batch 1."""
+    torch.manual_seed(0)
+    method = create_method(name, config="lite", num_classes=10, frames=4).eval()
+    ort_method = to_onnxruntime(method)
+    x = torch.randn(tuple(method.example_input(1).shape))
+
+    def query(m):
+        def run():
+            with torch.inference_mode():
+                m(x)
+        return run
+
+    check = max_abs_logit_diff(method, ort_method, [x])
+    lat_torch = measure_latency(query(method), min_queries=64, min_duration_s=0.5)
+    lat_ort = benchmark.pedantic(lambda: measure_latency(query(ort_method), min_queries=64, min_duration_s=0.5),
+                                 rounds=1)
+    ratio = lat_ort.p50 / lat_torch.p50
+    benchmark.extra_info.update({"p50_ms_torch": lat_torch.p50, "p50_ms_onnxruntime": lat_ort.p50,
+                                 "ratio_onnxruntime_vs_torch": ratio, "threads": torch.get_num_threads(),
+                                 "max_abs_logit_diff": check["max_abs_logit_diff"]})
+    assert check["decisions_match"]
+    assert ratio < 3.0
