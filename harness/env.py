@@ -137,40 +137,41 @@ def git_commit(root: str | None = None) -> str | None:
     return f"{sha}-dirty" if status else sha
 
 
-def jetson_info(release_path: str | os.PathLike[str] = TEGRA_RELEASE) -> dict[str, Any] | None:
-    """NVIDIA Jetson identification, or None when not on a Jetson.
+def jetson_info(
+    release_path: str | os.PathLike[str] = TEGRA_RELEASE, *, root: str | os.PathLike[str] = "/"
+) -> dict[str, Any] | None:
+    """NVIDIA Jetson state, or None when not on a Jetson.
 
-    A Jetson is recognised by ``/etc/nv_tegra_release`` (L4T). Power mode
-    (``nvpmodel -q``) and clocks are not read yet and are ``None``.
+    Delegates to :func:`harness.devices.jetson.jetson_info` (standard library
+    only, shared with the device agent): board model
+    (``/proc/device-tree/model``), L4T release (``/etc/nv_tegra_release``),
+    power mode (``nvpmodel -q``, run only when on PATH), clocks
+    (``jetson_clocks --show`` when it runs, i.e. as root; cpufreq/devfreq sysfs
+    otherwise), whether ``jetson_clocks`` pinned them, GPU and EMC clocks in
+    MHz, and the INA3221 rail names (jetson-stats when importable, sysfs
+    otherwise).
 
     Args:
-        release_path: The L4T release file (tests point it elsewhere).
+        release_path: The L4T release file; when it does not exist this is not a
+            Jetson (tests point it elsewhere).
+        root: Filesystem root for the model, sysfs and rails (tests use a fake tree).
 
     Returns:
-        None if ``release_path`` does not exist, else
-        ``{"l4t": first line of the file, "model": /proc/device-tree/model or
-        None, "power_mode": None, "clocks": None}``.
+        None if ``release_path`` does not exist, else a JSON-serialisable dict
+        with at least ``l4t`` (first line of the release file), ``l4t_release``
+        (e.g. ``"R32.7.1"``), ``model`` (None when unreadable), ``power_mode``
+        (e.g. ``"MAXN"``, None when ``nvpmodel`` is absent), ``power_mode_id``,
+        ``jetson_clocks`` (True when clocks are pinned, None when unknown),
+        ``clocks`` (parsed clock dict or None), ``gpu_mhz`` / ``emc_mhz``
+        (``{"min_mhz", "max_mhz", "cur_mhz"}`` or None), ``rails`` (rail
+        names) and ``total_rail`` (``"VDD_IN"``/``"POM_5V_IN"``/None).
     """
+    from harness.devices import jetson
+
     path = Path(release_path)
     if not path.exists():
         return None
-    try:
-        l4t = path.read_text(encoding="utf-8", errors="replace").splitlines()[0].strip()
-    except (OSError, IndexError):
-        l4t = None
-    model: str | None = None
-    try:
-        model = (
-            Path("/proc/device-tree/model")
-            .read_bytes()
-            .rstrip(b"\x00")
-            .decode("utf-8", errors="replace")
-            .strip()
-            or None
-        )
-    except OSError:
-        model = None
-    return {"l4t": l4t, "model": model, "power_mode": None, "clocks": None}
+    return jetson.jetson_info(root=os.fspath(root), release_path=os.fspath(path))
 
 
 @functools.cache

@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 BUNDLE_FORMAT = "evbench-onnx-bundle/1"
-OPSET = 17
+OPSET = 13  # JetPack 4.6 (Nano) ships onnxruntime 1.11 and TensorRT 8.2; both load opset 13
 _INFO_ATTR = "_evbench_onnx"
 _PROVIDER_SHORT = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
                    "TensorrtExecutionProvider": "tensorrt"}

@@ -65,6 +65,12 @@ UNITS: dict[str, str] = {
     "train_s": "s, wall time of training this cell's model (0 when reused)",
     "wall_s": "s, wall time of the whole cell",
     "threads": "torch intra-op threads",
+    "energy_j_per_clip": "J per clip (batch 1), from the platform counter named in energy_source (NVML, RAPL, Jetson INA3221 rails); absent where none is readable",
+    "energy_interval_s": "s between power samples integrated into energy_j_per_clip (sampled meters)",
+    "energy_samples": "power samples integrated into energy_j_per_clip",
+    "latency_ms_std": "ms, sample standard deviation (ddof=1) of single-stream latency",
+    "latency_clips": "distinct clips cycled through by the latency queries",
+    "max_abs_logit_diff": "max |logit - logit of torch eager| over the latency clips (non-torch backends)",
 }
 
 

@@ -207,9 +207,15 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     else:
         row.update({"trained": False, "train_s": 0.0})
     method.to(cell.device).eval()
+    torch_method, on_ort = method, cell.backend == "onnxruntime"
+    if on_ort:
+        from harness.onnx_backend import backend_info, to_onnxruntime
+
+        method = to_onnxruntime(method.cpu())
+        row["backend_detail"] = backend_info(method)
 
     ev = evaluate(method, test_ds, device=cell.device, knobs=cell.knobs, batch_size=int(m["eval_batch_size"]),
-                  count_executed=bool(m["count_executed"]), progress=ctx.progress)
+                  count_executed=bool(m["count_executed"]) and not on_ort, progress=ctx.progress)
     errors += [{**e, "stage": "eval"} for e in ev.errors]
     n = len(ev.samples)
     row["num_videos"] = n
@@ -233,7 +239,12 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         clips = [test_ds[i].x[None] for i in _loadable(test_ds, ev.samples["id"].tolist(), int(m["latency_clips"]))]
         prof = profile(method, clips, device=cell.device, knobs=cell.knobs, min_queries=int(m["min_queries"]),
                        min_duration_s=float(m["min_duration_s"]), max_duration_s=float(m["max_duration_s"]),
-                       offline=bool(m["offline"]), offline_batches=tuple(m["offline_batches"]))
+                       offline=bool(m["offline"]), offline_batches=tuple(m["offline_batches"]),
+                       count_executed=not on_ort)
+        if on_ort:
+            from harness.onnx_backend import max_abs_logit_diff
+
+            row.update(max_abs_logit_diff(torch_method, method, clips, knobs=cell.knobs))
         lat = prof["latency"]
         row.update({
             "latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
@@ -242,6 +253,7 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
             "latency_stopped_by": lat.get("stopped_by"), "latency_clips": len(clips),
             "fps_offline": prof["fps"], "fps_offline_batch": prof["fps_offline_batch"],
             "peak_rss_mb": prof["peak_rss_mb"], "peak_cuda_mb": prof["peak_cuda_mb"],
+            "energy_j_per_clip": prof["energy_j_per_clip"], "energy_source": prof["energy_source"],
             "gmacs_static_upper": prof["gmacs_static_upper"], "threads": prof["threads"],
             # honest single-stream FPS: frames actually processed vs frames the clip spans
             # (early-exit papers often report the second as if it were the first)
@@ -254,7 +266,8 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         "executed": "FlopCounterMode/2 + fused-RNN/BN/pool formulas, plus declared input costs",
         "accuracy": "top-1/top-5 over test videos, 95 % bootstrap (1000 resamples, seed 0); mAP = mean per-class AP of softmax scores",
     }
-    row["env"] = fingerprint(device=cell.device, backend=cell.backend, precision="fp32")
+    row["env"] = fingerprint(device=cell.device, backend=row.get("backend_detail", {}).get("backend", cell.backend),
+                             precision="fp32")
     row["status"] = "ok"
     row["started"] = started
     row["wall_s"] = time.perf_counter() - t0

@@ -66,7 +66,7 @@ class Cell:
         train: Training hyper-parameters (``TrainSpec`` fields) or ``None``.
         measure: Measurement settings (latency queries etc.).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        backend: Execution backend (``"torch"``).
+        backend: Execution backend (``"torch"`` or ``"onnxruntime"``).
     """
 
     suite: str
@@ -143,13 +143,16 @@ class Suite:
 
     def cells(self, *, data: str | None = None, train_data: str | None = None, device: str = "cpu",
               methods: list[str] | None = None, knob_sweeps: dict[str, list[dict[str, Any]]] | None = None,
-              test_split: str | None = None) -> list[Cell]:
+              test_split: str | None = None, backend: str = "torch") -> list[Cell]:
         """Expand to cells.
 
         Args:
             data: Replace the suite's test dataset.
             train_data: Replace the training dataset.
             device: Device of every cell.
+            backend: Execution backend of every cell: ``"torch"`` (eager) or
+                ``"onnxruntime"`` (costed modules in ONNX Runtime, see
+                :mod:`harness.onnx_backend`).
             methods: Keep only these method names (others dropped); names not in
                 the suite are added with their ``lite`` configuration.
             knob_sweeps: Method name -> knob settings, for ``knobs = "sweep"``
@@ -182,7 +185,7 @@ class Suite:
                     knobs=dict(kn), train_data=train_src if self.train is not None else None,
                     train_split=self.train_split, test_data=test, test_split=test_split or self.test_split,
                     train=dict(self.train) if self.train is not None else None, measure=dict(self.measure),
-                    device=device,
+                    device=device, backend=backend,
                 ))
         return out
 

@@ -120,3 +120,23 @@ def test_cell_ids_are_stable_and_distinct(tmp_path, tiny_generated):
     assert [c.id for c in a] == [c.id for c in b]
     assert len({c.id for c in a}) == len(a)
     assert len({c.build_id for c in a}) == 1
+
+
+@pytest.mark.slow
+def test_onnxruntime_cells_run_the_same_decisions(tmp_path, tiny_generated):
+    f = tmp_path / "tiny.toml"
+    f.write_text(SUITE.format(root=tiny_generated))
+    suite = load_suite(str(f))
+    cells = suite.cells(backend="torch") + suite.cells(backend="onnxruntime")
+    summary = runner.run_cells(cells, out=tmp_path / "run", progress=False, cache_dir=str(tmp_path / "cache"))
+    assert summary.failed == 0, summary.failures
+    df = load(tmp_path / "run")
+    ort = df[df["backend"] == "onnxruntime"]
+    eager = df[df["backend"] == "torch"]
+    assert len(ort) == len(eager) == 2
+    assert (ort["max_abs_logit_diff"] <= 1e-4).all() and ort["decisions_match"].all()
+    assert ort["env_backend"].eq("onnxruntime-cpu").all()
+    # same trained model, same decisions: the same GMACs per video on both backends
+    merged = ort.merge(eager, on="knobs", suffixes=("_ort", "_torch"))
+    assert (merged["gmacs_per_video_ort"] - merged["gmacs_per_video_torch"]).abs().max() < 1e-9
+    assert (merged["top1_ort"] == merged["top1_torch"]).all()
