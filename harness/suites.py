@@ -104,10 +104,12 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """Short display name: method, config, overrides, knobs."""
+        """Short display name: method, config, overrides, knobs, and the backend when not torch eager."""
         parts = [self.method, self.config]
         parts += [f"{k}={v}" for k, v in sorted(self.overrides.items())]
         parts += [f"{k}={v}" for k, v in sorted(self.knobs.items())]
+        if self.backend != "torch":
+            parts.append(f"[{self.backend}]")
         return " ".join(parts)
 
 
