@@ -174,13 +174,8 @@ def evaluate(
     for x, y, samples in tqdm(batches, total=total, desc=f"eval {method.card.name}", disable=not progress, leave=False):
         x = x.to(device)
         frames_given = int(x.shape[1])
-        holder: list[Output] = []
-        with torch.inference_mode():
-            if count_executed:
-                executed += executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))  # noqa: B023
-            else:
-                holder.append(method(x, knobs=knobs))
-        out = holder[0]
+        out, counted = _forward(method, x, knobs, count_executed)
+        executed += counted
         logits = out.logits.float().cpu().numpy()
         dec = out.decisions or [{} for _ in samples]
         for i, s in enumerate(samples):
@@ -206,6 +201,18 @@ def evaluate(
         traces=traces, executed_gmacs_total=executed if count_executed else None, errors=errors, decisions=decisions,
         frames_given=frames_given,
     )
+
+
+def _forward(method: Method, x: torch.Tensor, knobs: Mapping[str, Any] | None, count: bool) -> tuple[Output, float]:
+    """One inference-mode forward and the GMACs counted while it ran (0.0 when not counting)."""
+    holder: list[Output] = []
+    with torch.inference_mode():
+        if count:
+            executed = executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))
+        else:
+            executed = 0.0
+            holder.append(method(x, knobs=knobs))
+    return holder[0], executed
 
 
 def decision_histograms(decisions: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
@@ -244,13 +251,9 @@ def count_profile(
     table = cost_table(method)
     traces, executed = [], 0.0
     for x in inputs:
-        holder: list[Output] = []
-        with torch.inference_mode():
-            if count_executed:
-                executed += executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))  # noqa: B023
-            else:
-                holder.append(method(x, knobs=knobs))
-        tr = holder[0].trace[0]
+        out, counted = _forward(method, x, knobs, count_executed)
+        executed += counted
+        tr = out.trace[0]
         executed += sum(table[s.key] for s in tr if s.key in declared)
         traces.append(tr)
     stats = trace_stats(method, traces, int(inputs[0].shape[1]))
