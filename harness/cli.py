@@ -320,7 +320,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     sources = (dataset_collection(test_data) if test_data and not train_data else []) or [test_data]
     cells = [c for src in sources for c in suite.cells(data=src, train_data=train_data, device=args.device,
-                                                       methods=methods, knob_sweeps=sweeps, test_split=test_split)]
+                                                       methods=methods, knob_sweeps=sweeps, test_split=test_split,
+                                                       backend=args.backend)]
     if args.resume and not args.out:
         out = _latest_out(suite.name)
         if out is None:
@@ -368,6 +369,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir / "report"
     page = write_report(run_dir, out, title=args.title or f"evbench — {run_dir.name}")
     print(f"report: {page}")
+    return 0
+
+
+# --------------------------------------------------------------------------- model-validate
+
+
+def cmd_model_validate(args: argparse.Namespace) -> int:
+    """Validate the modeled-device roofline on this CPU (fit on some models, predict held-out ones)."""
+    from harness.devices.modeled import VALIDATION_PATH, validate_cpu
+
+    out = Path(args.out) if args.out else VALIDATION_PATH.parent
+    out.mkdir(parents=True, exist_ok=True)
+    result = validate_cpu(resolution=args.resolution, threads=args.threads or 1,
+                          progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
+    path = out / "cpu-validation.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    s = result["summary"]
+    print(f"held-out models: mean |error| {s['held_out_mean_abs_error_pct']:.1f} %, "
+          f"max {s['held_out_max_abs_error_pct']:.1f} % (MODELED vs measured p50, {s['threads']} threads)")
+    print(f"validation: {path}")
     return 0
 
 
@@ -431,7 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--paper", help="only claims of this paper key (e.g. rsee, arnet)")
     cl.add_argument("--out", help="also store the verdicts in this run directory (claims.jsonl) for the HTML report")
     cl.add_argument("--results", help="a stored run whose rows can answer accuracy / latency claims")
+    cl.add_argument("--registry", help="claims TOML to check instead of the shipped harness/claims.toml")
+    cl.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default 1: GMAC counts do not depend on it, and on a shared, "
+                         "loaded CPU more threads can make the forwards far slower; latency illustrations record it)")
     cl.set_defaults(func=cmd_claims)
+
+    mv = sub.add_parser("model-validate", help="validate the modeled-device roofline on this CPU "
+                                               "(measured vs modeled batch-1 latency of held-out torchvision models)")
+    mv.add_argument("--out", help="directory for cpu-validation.json (default results/modeled of the repository)")
+    mv.add_argument("--resolution", type=int, default=128, help="input side, px (default 128)")
+    mv.add_argument("--threads", type=int, help="torch intra-op threads, recorded (default 1)")
+    mv.add_argument("--quiet", action="store_true")
+    mv.set_defaults(func=cmd_model_validate)
 
     t = sub.add_parser("train", help="train a method on a dataset's train split")
     add_build(t)
@@ -459,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="run directory (default runs/<suite>-<time>)")
     r.add_argument("--resume", action="store_true", help="continue a run; finished cells are not repeated")
     r.add_argument("--device", default="cpu")
+    r.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="execution backend of every cell (onnxruntime: costed modules exported, control flow in Python)")
     r.add_argument("--cache-dir", help="decoded-frame cache and generated data (default ~/.cache/evbench)")
     r.add_argument("--no-report", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -477,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``evbench`` console script."""
     from harness.api import KnobError
+    from harness.devices.modeled import UnknownDeviceError
     from harness.registry import UnknownMethodError
     from harness.suites import SuiteError
 
@@ -487,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
-    except (UnknownMethodError, KnobError, SuiteError, FileExistsError, FileNotFoundError) as exc:
+    except (UnknownMethodError, UnknownDeviceError, KnobError, SuiteError, FileExistsError, FileNotFoundError) as exc:
         print(f"evbench: {exc}", file=sys.stderr)
         return 2
     except TypeError as exc:

@@ -291,6 +291,6 @@ def fingerprint(
         threads=torch.get_num_threads(),
         interop_threads=torch.get_num_interop_threads(),
         jetson=jetson_info(),
-        time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+        time=_dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
     )
     return out

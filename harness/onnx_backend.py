@@ -480,7 +480,7 @@ def export_bundle(
         "format": BUNDLE_FORMAT, "method": method.card.name, "config": method.card.config,
         "num_classes": int(getattr(method, "num_classes", 0) or 0), "card": method.card.to_dict(),
         "build": dict(build or {}), "opset": OPSET, "torch": torch.__version__,
-        "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "modules": [s.to_dict() for s in info["_specs"]],
         "declared_costs": [{"module": e.module, "input_shape": list(e.input_shape), "gmacs": e.declared_gmacs,
                             "source": e.source} for e in method.cost_entries() if e.declared_gmacs is not None],

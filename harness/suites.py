@@ -25,12 +25,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 __all__ = ["Cell", "Suite", "load_suite", "list_suites", "SuiteError", "canonical_json", "stable_id"]
 

@@ -179,7 +179,7 @@ def header_section(df: pd.DataFrame, where: str, title: str, n_data_errors: int)
     meta.append(
         ("Time", esc(span) if span else f'{MISSING} <span class="note">not recorded</span>')
     )
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     meta.append(("Report generated", esc(now)))
     parts.append(
         "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in meta) + "</table>"
