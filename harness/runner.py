@@ -30,6 +30,7 @@ from typing import Any
 
 from harness.api import Method
 from harness.costs import cost_table_rows
+from harness.devices.modeled import is_modeled_device
 from harness.env import fingerprint
 from harness.measure import decision_histograms, evaluate, profile, trace_stats
 from harness.metrics import accuracy_report
@@ -165,7 +166,7 @@ def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[
     if list(train_ds.class_names) != list(class_names):
         raise ValueError(f"train data {cell.train_data} has classes {train_ds.class_names[:5]}... "
                          f"but test data has {list(class_names)[:5]}...")
-    report = train_method(method, train_ds, spec, device=cell.device, progress=ctx.progress)
+    report = train_method(method, train_ds, spec, device=_run_device(cell), progress=ctx.progress)
     save_checkpoint(ckpt, method, build={"method": cell.method, "config": cell.config,
                                          "num_classes": len(class_names), "overrides": cell.overrides},
                     train={**spec.to_dict(), "data": cell.train_data, "split": cell.train_split},
@@ -206,15 +207,17 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         row["train_data"] = cell.train_data
     else:
         row.update({"trained": False, "train_s": 0.0})
-    method.to(cell.device).eval()
-    torch_method, on_ort = method, cell.backend == "onnxruntime"
+    run_device, modeled = _run_device(cell), is_modeled_device(cell.device)
+    row["modeled"] = modeled
+    method.to(run_device).eval()
+    torch_method, on_ort = method, cell.backend == "onnxruntime" and not modeled
     if on_ort:
         from harness.onnx_backend import backend_info, to_onnxruntime
 
         method = to_onnxruntime(method.cpu())
         row["backend_detail"] = backend_info(method)
 
-    ev = evaluate(method, test_ds, device=cell.device, knobs=cell.knobs, batch_size=int(m["eval_batch_size"]),
+    ev = evaluate(method, test_ds, device=run_device, knobs=cell.knobs, batch_size=int(m["eval_batch_size"]),
                   count_executed=bool(m["count_executed"]) and not on_ort, progress=ctx.progress)
     errors += [{**e, "stage": "eval"} for e in ev.errors]
     n = len(ev.samples)
@@ -235,9 +238,11 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         row["per_file"] = ctx.decode_times(test_ds, cell.test_data)
     row["cost_table"] = cost_table_rows(method)
 
-    if m["latency"]:
+    if m["latency"] and modeled:
+        row.update(_modeled_latency(method, ev.traces, cell, row))
+    elif m["latency"]:
         clips = [test_ds[i].x[None] for i in _loadable(test_ds, ev.samples["id"].tolist(), int(m["latency_clips"]))]
-        prof = profile(method, clips, device=cell.device, knobs=cell.knobs, min_queries=int(m["min_queries"]),
+        prof = profile(method, clips, device=run_device, knobs=cell.knobs, min_queries=int(m["min_queries"]),
                        min_duration_s=float(m["min_duration_s"]), max_duration_s=float(m["max_duration_s"]),
                        offline=bool(m["offline"]), offline_batches=tuple(m["offline_batches"]),
                        count_executed=not on_ort)
@@ -266,13 +271,40 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         "executed": "FlopCounterMode/2 + fused-RNN/BN/pool formulas, plus declared input costs",
         "accuracy": "top-1/top-5 over test videos, 95 % bootstrap (1000 resamples, seed 0); mAP = mean per-class AP of softmax scores",
     }
-    row["env"] = fingerprint(device=cell.device, backend=row.get("backend_detail", {}).get("backend", cell.backend),
+    row["env"] = fingerprint(device=run_device, backend=row.get("backend_detail", {}).get("backend", cell.backend),
                              precision="fp32")
     row["status"] = "ok"
     row["started"] = started
     row["wall_s"] = time.perf_counter() - t0
     row["_samples"] = ev.samples.assign(cell_id=cell.id)
     return row
+
+
+def _run_device(cell: Cell) -> str:
+    """Where the cell's torch work runs: its device, or the CPU for a modeled device."""
+    return "cpu" if is_modeled_device(cell.device) else cell.device
+
+
+def _modeled_latency(method: Method, traces: list, cell: Cell, row: dict[str, Any]) -> dict[str, Any]:
+    """Latency columns of a modeled device from every evaluated video's trace (``modeled: true``).
+
+    Accuracy and GMACs are device-independent and were measured on the CPU;
+    only the latency is the roofline model's (:func:`harness.devices.modeled.model_latency`).
+    """
+    from harness.devices.modeled import model_latency
+
+    mod = model_latency(method, traces, device=cell.device, backend=cell.backend)
+    lat = mod["latency_ms"]
+    return {
+        "latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
+        "latency_ms_mean": lat["mean"], "latency_samples_ms": lat["samples"], "latency_clips": len(traces),
+        "latency_convention": mod["modeled_note"], "backend": mod["backend"],
+        "fps_stream_processed": 1000.0 * row["frames_used"] / lat["mean"],
+        "fps_stream_covered": 1000.0 * row["frames_total"] / lat["mean"],
+        "modeled_device": mod["device_profile"], "modeled_calibration": {
+            k: v for k, v in mod["calibration"].items() if k != "points"},
+        "modeled_validation": mod["validation"],
+    }
 
 
 def _loadable(dataset: Any, ok_ids: list[str], k: int) -> list[int]:
@@ -293,7 +325,7 @@ def _failed_row(cell: Cell, exc: BaseException) -> dict[str, Any]:
         "overrides": cell.overrides, "knobs": cell.knobs, "label": cell.label, "dataset_source": cell.test_data,
         "device": cell.device, "backend": cell.backend, "status": "failed",
         "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8),
-        "env": fingerprint(device=cell.device, backend=cell.backend),
+        "env": fingerprint(device=_run_device(cell), backend=cell.backend),
     }
 
 

@@ -140,3 +140,22 @@ def test_onnxruntime_cells_run_the_same_decisions(tmp_path, tiny_generated):
     merged = ort.merge(eager, on="knobs", suffixes=("_ort", "_torch"))
     assert (merged["gmacs_per_video_ort"] - merged["gmacs_per_video_torch"]).abs().max() < 1e-9
     assert (merged["top1_ort"] == merged["top1_torch"]).all()
+
+
+@pytest.mark.slow
+def test_modeled_device_cells_are_marked_modeled(tmp_path, tiny_generated):
+    f = tmp_path / "tiny.toml"
+    f.write_text(SUITE.format(root=tiny_generated))
+    cells = load_suite(str(f)).cells(device="jetson-nano-modeled")
+    summary = runner.run_cells(cells, out=tmp_path / "run", progress=False, cache_dir=str(tmp_path / "cache"))
+    assert summary.failed == 0, summary.failures
+    df = load(tmp_path / "run")
+    assert df["modeled"].all() and df["backend"].str.startswith("modeled:").all()
+    assert (df["latency_ms_p50"] > 0).all()
+    assert df["latency_convention"].str.contains("MODELED").all()
+    # accuracy and GMACs are measured on this CPU; the fingerprint says so
+    assert df["env_device"].eq("cpu").all()
+    # fewer frames, less modeled time
+    one = df[df["knobs"] == '{"frames": 1}'].iloc[0]
+    two = df[df["knobs"] == "{}"].iloc[0]
+    assert one["latency_ms_mean"] < two["latency_ms_mean"]
