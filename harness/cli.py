@@ -513,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``evbench`` console script."""
     from harness.api import KnobError
     from harness.devices.modeled import UnknownDeviceError
+    from harness.onnx_backend import OnnxBackendError
     from harness.registry import UnknownMethodError
     from harness.suites import SuiteError
 
@@ -523,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
-    except (UnknownMethodError, UnknownDeviceError, KnobError, SuiteError, FileExistsError, FileNotFoundError) as exc:
+    except (UnknownMethodError, UnknownDeviceError, OnnxBackendError, KnobError, SuiteError, FileExistsError,
+            FileNotFoundError) as exc:
         print(f"evbench: {exc}", file=sys.stderr)
         return 2
     except TypeError as exc:

@@ -117,3 +117,12 @@ def test_profile_json_reports_the_logit_difference(capsys, one_thread):
     assert d["max_abs_logit_diff"] <= TOL and d["decisions_match"]
     assert d["executed_gmacs_per_video"] == pytest.approx(d["gmacs_per_video"], rel=0.01)
     assert len(d["latency_ms"]["samples"]) >= 4
+
+
+def test_profile_with_an_unavailable_provider_exits_with_a_clear_message(capsys):
+    rc = main(["profile", "--method", "uniform", "--config", "lite", "--backend", "onnxruntime",
+               "--providers", "TensorrtExecutionProvider", "--no-offline", "--no-crosscheck"])
+    if "TensorrtExecutionProvider" in __import__("onnxruntime").get_available_providers():
+        pytest.skip("TensorRT execution provider present on this machine")
+    assert rc == 2
+    assert "TensorrtExecutionProvider" in capsys.readouterr().err
