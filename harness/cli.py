@@ -334,6 +334,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary.done} cells measured, {summary.skipped} already finished, {summary.failed} failed", file=sys.stderr)
     for f in summary.failures:
         print(f"  FAILED {f}", file=sys.stderr)
+    if any(c.device.endswith("-modeled") for c in cells):
+        _attach_model_validation(out)
     if not args.no_report:
         from reports.html import write_report
 
@@ -341,6 +343,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"report: {page}")
     _print_summary(out)
     return 0 if summary.failed == 0 else 3
+
+
+def _attach_model_validation(out: Path) -> None:
+    """Copy the stored CPU validation of the device model into a run with modeled cells (for its report)."""
+    import shutil
+
+    from harness.devices.modeled import VALIDATION_PATH
+
+    if VALIDATION_PATH.is_file() and not (out / VALIDATION_PATH.name).exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(VALIDATION_PATH, out / VALIDATION_PATH.name)
+    elif not VALIDATION_PATH.is_file():
+        print(f"evbench: no CPU validation of the device model at {VALIDATION_PATH} "
+              "(run `evbench model-validate`); the report cannot show the model's error", file=sys.stderr)
 
 
 def _print_summary(out: Path) -> None:

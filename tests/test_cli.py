@@ -58,3 +58,23 @@ def test_run_on_real_frame_folders_reports_per_file_decode(tmp_path):
     assert all(f["decode_ms"] > 0 for f in row["per_file"])
     assert row["trained"] is False or row["trained"] == 0
     assert (out / "report" / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_run_on_a_modeled_device_reports_the_models_cpu_error(tmp_path, tiny_generated):
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        f'name = "m"\ndataset = "generated:{tiny_generated}"\n[train]\nepochs = 1\nbatch_size = 4\n'
+        '[measure]\nmin_queries = 4\nmin_duration_s = 0.0\noffline = false\nlatency_clips = 1\n'
+        '[[methods]]\nname = "uniform"\nconfig = "lite"\noverrides = [{ frames = 2, resolution = 56 }]\n'
+    )
+    out = tmp_path / "run"
+    rc = main(["run", "--suite", str(suite), "--out", str(out), "--quiet", "--device", "jetson-nano-modeled",
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    row = load(out).iloc[0]
+    assert row["modeled"] and row["device"] == "jetson-nano-modeled"
+    page = (out / "report" / "index.html").read_text()
+    assert "modeled" in page.lower()
+    assert (out / "cpu-validation.json").exists()
+    assert "held-out" in page.lower() or "held out" in page.lower()
