@@ -33,6 +33,7 @@ from reports._fields import (
     truthy_column,
 )
 from reports._markup import CSS, NOT_MEASURED, esc, html_table, num_col, num_td, slug, td
+from reports.claims import claims_section
 from reports.format import (
     MISSING,
     display_unit,
@@ -41,6 +42,7 @@ from reports.format import (
     shown_as,
     stored_unit,
 )
+from reports.modeled import modeled_section
 from reports.pareto import pareto_frontier
 from reports.plots import plot_histograms, plot_pareto
 from reports.sections import (
@@ -400,6 +402,8 @@ def write_report(
     table_html, flat = measurements_section(df)
     body.append(table_html)
     body.append(failures_section(df, errors))
+    body.append(modeled_section(results))
+    body.append(claims_section(results))
     if not files.empty:
         body.append(decode_section(files))
         files.to_csv(out / "per_file.csv", index=False)

@@ -1,0 +1,383 @@
+"""Published claims: verdict logic, registry validation, measurement end to end, CLI, stored rows, report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.claims import (
+    MEASUREMENT_KINDS,
+    VERDICTS,
+    Claim,
+    ClaimRegistryError,
+    Measurement,
+    Measurer,
+    Paper,
+    Tolerance,
+    append_rows,
+    check_claims,
+    format_text,
+    judge,
+    load_claim_rows,
+    load_registry,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # the forwards below are far slower with 2 threads on a loaded CPU
+
+PAPER = Paper(key="demo", title="Demo", citation="A. Author, \"Demo\", Venue 2020", doi="10.0/demo")
+
+
+def _claim(claimed: float = 4.11, *, abs_: float = 0.0, rel: float = 0.0, caveat: str | None = None,
+           kind: str = "cost_table") -> Claim:
+    return Claim(id="demo-x", paper=PAPER, source="Table 1", quantity="GMACs of X", claimed=claimed, unit="GMACs",
+                 tolerance=Tolerance(abs_, rel, "test"), measurement={"kind": kind}, caveat=caveat)
+
+
+@pytest.fixture(scope="module")
+def registry() -> list[Claim]:
+    return load_registry()
+
+
+# --------------------------------------------------------------------------- verdict logic (pure)
+
+
+def test_judge_within_absolute_tolerance() -> None:
+    row = judge(_claim(4.11, abs_=0.01), Measurement(value=4.1195, measured_by="fvcore"))
+    assert row["verdict"] == "reproduced"
+    assert row["measured"] == pytest.approx(4.1195)
+    assert row["difference"] == pytest.approx(0.0095)
+    assert row["allowed"] == pytest.approx(0.01)
+    assert row["measured_by"] == "fvcore"
+
+
+def test_judge_outside_absolute_tolerance_reports_value_and_difference() -> None:
+    row = judge(_claim(4.11, abs_=0.005), Measurement(value=4.13))
+    assert row["verdict"] == "not reproduced"
+    assert row["difference"] == pytest.approx(0.02)
+    assert row["rel_difference"] == pytest.approx(0.02 / 4.11)
+    assert "4.13" in row["verdict_text"] and "+0.02" in row["verdict_text"]
+
+
+def test_judge_relative_tolerance_scales_with_claim() -> None:
+    claim = _claim(100.0, rel=0.02)
+    assert judge(claim, Measurement(value=101.9))["verdict"] == "reproduced"
+    assert judge(claim, Measurement(value=97.9))["verdict"] == "not reproduced"
+    both = _claim(10.0, abs_=0.5, rel=0.1)  # allowed = 0.5 + 1.0
+    assert judge(both, Measurement(value=11.5))["verdict"] == "reproduced"
+    assert judge(both, Measurement(value=11.6))["verdict"] == "not reproduced"
+    assert "±(0.5 + 10 % of claimed) = ±1.5 GMACs" == both.tolerance.describe(10.0, "GMACs")
+
+
+def test_judge_needs_device_keeps_modeled_info_and_no_measured_value() -> None:
+    m = Measurement(needs="device", requirement="NVIDIA Jetson Nano", reason="no Jetson attached",
+                    info={"MODELED jetson-nano-modeled: latency per clip (ms)": 50.0}, value=20.0)
+    row = judge(_claim(12.0, rel=0.1), m)
+    assert row["verdict"] == "needs device"
+    assert row["verdict_text"] == "needs device NVIDIA Jetson Nano"
+    assert row["measured"] is None and row["reason"] == "no Jetson attached"
+    assert row["needs"] == "NVIDIA Jetson Nano"
+    assert any(k.startswith("MODELED") for k in row["info"])
+
+
+def test_judge_needs_dataset() -> None:
+    row = judge(_claim(73.8, abs_=0.5), Measurement(needs="dataset", requirement="ActivityNet-v1.3", reason="absent"))
+    assert row["verdict"] == "needs dataset" and row["needs"] == "ActivityNet-v1.3"
+    assert row["measured"] is None and row["difference"] is None
+
+
+def test_judge_error_and_missing_value() -> None:
+    assert judge(_claim(1.0, abs_=0.1), Measurement(error="KeyError: x"))["verdict"] == "error"
+    assert judge(_claim(1.0, abs_=0.1), Measurement(value=float("nan")))["verdict"] == "error"
+    assert set(VERDICTS) >= {"reproduced", "not reproduced", "needs device", "needs dataset"}
+
+
+def test_judge_joins_claim_and_measurement_caveats() -> None:
+    row = judge(_claim(1.0, abs_=0.1, caveat="Counts covered frames."),
+                Measurement(value=1.0, caveats=["Stored fractions shown x100."]))
+    assert row["caveat"] == "Counts covered frames. Stored fractions shown x100."
+    assert judge(_claim(1.0, abs_=0.1), Measurement(value=1.0))["caveat"] is None
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_shipped_registry_covers_the_papers(registry: list[Claim]) -> None:
+    papers = {c.paper.key for c in registry}
+    assert len(registry) >= 15 and len(papers) >= 5
+    assert {"rsee", "arnet", "liteeval", "tlee", "frameexit"} <= papers
+    assert len({c.id for c in registry}) == len(registry)
+    for c in registry:
+        assert c.source and c.quantity and c.unit, c.id
+        assert c.tolerance.allowed(c.claimed) > 0 and c.tolerance.basis, c.id
+        assert c.kind in MEASUREMENT_KINDS, c.id
+        assert c.paper.citation and c.paper.doi, c.id
+    values = {(c.paper.key, c.claimed) for c in registry}
+    for expected in [("rsee", 84.72), ("rsee", 78.93), ("rsee", 3.18), ("rsee", 3.5), ("rsee", 12.0), ("rsee", 60.0),
+                     ("arnet", 4.11), ("arnet", 65.76), ("arnet", 33.47), ("arnet", 73.8),
+                     ("liteeval", 0.08), ("liteeval", 7.82), ("tlee", 1.83), ("tlee", 3.29), ("tlee", 4.1),
+                     ("frameexit", 26.1)]:
+        assert expected in values, expected
+
+
+GOOD = """
+[papers.p]
+citation = "A. B., \\"T\\", V 2020"
+doi = "10.1/x"
+
+[[claims]]
+id = "p-one"
+paper = "p"
+source = "Table 1"
+quantity = "GMACs"
+claimed = 1.0
+unit = "GMACs"
+tolerance = { abs = 0.1, basis = "rounding" }
+[claims.measurement]
+kind = "cost_table"
+method = "uniform"
+config = "lite"
+modules = [["encoder.backbone", [3, 112, 112]]]
+"""
+
+
+def test_registry_text_parses() -> None:
+    (claim,) = load_registry(text=GOOD)
+    assert claim.id == "p-one" and claim.tolerance.abs == 0.1 and claim.paper.title == "p"
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace('tolerance = { abs = 0.1, basis = "rounding" }\n', ""), "missing 'tolerance'"),
+    (lambda t: t.replace('kind = "cost_table"', 'kind = "vibes"'), "unknown measurement kind 'vibes'"),
+    (lambda t: t.replace('paper = "p"', 'paper = "q"'), "unknown paper 'q'"),
+    (lambda t: t.replace('source = "Table 1"\n', ""), "missing 'source'"),
+    (lambda t: t.replace('basis = "rounding"', 'basis = ""'), "basis"),
+    (lambda t: t.replace("abs = 0.1", "abs = 0.0"), "abs > 0 or rel > 0"),
+    (lambda t: t.replace("claimed = 1.0", 'claimed = "one"'), "finite number"),
+    (lambda t: t.replace('modules = [["encoder.backbone", [3, 112, 112]]]', ""), "needs 'modules'"),
+])
+def test_malformed_entry_names_the_claim(edit, message: str) -> None:
+    with pytest.raises(ClaimRegistryError) as err:
+        load_registry(text=edit(GOOD))
+    assert "'p-one'" in str(err.value) and message in str(err.value)
+
+
+def test_malformed_registry_without_id_or_toml() -> None:
+    with pytest.raises(ClaimRegistryError, match=r"claim #1 \(no id\)"):
+        load_registry(text=GOOD.replace('id = "p-one"\n', ""))
+    with pytest.raises(ClaimRegistryError, match="invalid TOML"):
+        load_registry(text="[[claims]\n")
+    with pytest.raises(ClaimRegistryError, match="duplicate id"):
+        load_registry(text=GOOD + GOOD[GOOD.index("[[claims]]"):])
+
+
+def test_cli_reports_malformed_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('kind = "cost_table"', 'kind = "vibes"'))
+    assert main(["claims", "--registry", str(bad)]) == 2
+    assert "'p-one'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def test_cost_claim_end_to_end_arnet_resnet50(registry: list[Claim]) -> None:
+    (row,) = check_claims([c for c in registry if c.id == "arnet-resnet50-224-gmacs"])
+    assert row["verdict"] == "reproduced"
+    assert row["measured"] == pytest.approx(4.11, abs=0.01)
+    assert "fvcore" in row["measured_by"]
+
+
+def test_cli_json_liteeval(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["claims", "--json", "--paper", "liteeval"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {r["paper"] for r in rows} == {"liteeval"}
+    for r in rows:
+        assert {"id", "paper", "source", "quantity", "claimed", "unit", "tolerance", "verdict", "measured",
+                "caveat"} <= set(r)
+        assert r["verdict"] in VERDICTS
+        assert (r["measured"] is None) == (r["verdict"] not in ("reproduced", "not reproduced"))
+        if r["measured"] is None:
+            assert r["reason"]
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["liteeval-coarse-mobilenetv2-112-gmacs"]["verdict"] == "reproduced"
+    assert by_id["liteeval-fine-resnet101-224-gmacs"]["measured"] == pytest.approx(7.82, rel=0.01)
+    gm = by_id["liteeval-activitynet-gmacs-per-video"]
+    assert gm["verdict"] == "needs dataset" and gm["caveat"]
+    assert any("bound" in k for k in gm["info"])
+
+
+def test_text_mode_groups_by_paper_with_counts(registry: list[Claim]) -> None:
+    rows = check_claims([c for c in registry if c.paper.key == "tlee"])
+    text = format_text(rows)
+    assert text.startswith("== TLEE") and "tlee-exit-layer3-gmacs" in text
+    assert "3 claims from 1 paper: 3 reproduced, 0 not reproduced" in text
+
+
+def test_composed_bounds_equal_forward_traces(registry: list[Claim]) -> None:
+    """The cost-table compositions used as bounds sum the same entries as a forward of that schedule
+    (checked on 2-frame builds of the paper configurations; counts scaled from T frames)."""
+    forwards = {"arnet-activitynet-gmacs-per-video": {"force": 224},
+                "liteeval-activitynet-gmacs-per-video": {"force": "fine"},
+                "rsee-ucf101-less-computation": {"force": 224, "threshold": 1.01}}
+    meas = Measurer()
+    for cid, knobs in forwards.items():
+        claim = next(c for c in registry if c.id == cid)
+        spec = claim.measurement.get("numerator", claim.measurement)
+        (bound,) = [b for b in spec["bounds"] if "modules" in b]
+        t_full = max(int(n) for _, _, n in bound["modules"])
+        scaled = {"label": "2 frames", "modules": [
+            [m, s, 2 if n == t_full else 1 if n == t_full - 1 else n] for m, s, n in bound["modules"]]}
+        small = {**spec, "overrides": {"frames": 2}}
+        assert meas.bound(small, scaled) == pytest.approx(meas.video(small, knobs)["gmacs"], rel=1e-9), cid
+
+
+def test_ratio_and_latency_ratio_measured_here() -> None:
+    text = GOOD.replace('id = "p-one"', 'id = "p-ratio"').replace("claimed = 1.0", "claimed = 4.0").replace(
+        '[claims.measurement]\nkind = "cost_table"\nmethod = "uniform"\nconfig = "lite"\n'
+        'modules = [["encoder.backbone", [3, 112, 112]]]\n',
+        '[claims.measurement]\nkind = "ratio"\nform = "ratio"\n'
+        '[claims.measurement.numerator]\nkind = "gmacs_per_video"\nmethod = "uniform"\nconfig = "lite"\n'
+        'knobs = { frames = 4 }\n'
+        '[claims.measurement.denominator]\nkind = "gmacs_per_video"\nmethod = "uniform"\nconfig = "lite"\n'
+        'knobs = { frames = 1 }\n')
+    text += """
+[[claims]]
+id = "p-speed"
+paper = "p"
+source = "Fig. 2"
+quantity = "speed-up"
+claimed = 4.0
+unit = "x"
+tolerance = { rel = 0.75, basis = "loose: shared CPU" }
+[claims.measurement]
+kind = "latency_ratio"
+[claims.measurement.numerator]
+method = "uniform"
+config = "lite"
+knobs = { frames = 4 }
+[claims.measurement.denominator]
+method = "uniform"
+config = "lite"
+knobs = { frames = 1 }
+"""
+    ratio, speed = check_claims(load_registry(text=text))
+    assert ratio["verdict"] == "reproduced" and ratio["measured"] == pytest.approx(4.0, rel=1e-6)
+    assert speed["verdict"] in ("reproduced", "not reproduced")
+    assert speed["measured"] > 1.0 and speed["info"]["GMACs ratio (x)"] == pytest.approx(4.0, rel=1e-6)
+
+
+def test_fps_claim_needs_device_with_labelled_modeled_info() -> None:
+    text = GOOD.replace(
+        '[claims.measurement]\nkind = "cost_table"\nmethod = "uniform"\nconfig = "lite"\n'
+        'modules = [["encoder.backbone", [3, 112, 112]]]\n',
+        '[claims.measurement]\nkind = "fps"\ndevice = "jetson-nano"\ndevice_label = "NVIDIA Jetson Nano"\n'
+        'method = "uniform"\nconfig = "lite"\n')
+    (row,) = check_claims(load_registry(text=text))
+    assert row["verdict"] == "needs device" and row["needs"] == "NVIDIA Jetson Nano" and row["measured"] is None
+    modeled = [k for k in row["info"] if "modeled" in k.lower()]
+    assert modeled, row["info"]
+    assert all(k.startswith("MODELED") or "not available" in str(row["info"][k]) for k in modeled)
+
+
+def _run_with(tmp_path: Path, rows: list[dict]) -> Path:
+    from harness.results import ResultStore
+
+    store = ResultStore(tmp_path / "run")
+    for i, r in enumerate(rows):
+        store.append({"cell_id": f"c{i}", "status": "ok", **r})
+    return store.root
+
+
+def test_results_answer_accuracy_claims(registry: list[Claim], tmp_path: Path) -> None:
+    from harness.results import load
+
+    claim = next(c for c in registry if c.id == "liteeval-activitynet-map")
+    run = _run_with(tmp_path, [
+        {"method": "liteeval", "config": "paper", "dataset": "activitynet-v1.3-val", "map": 0.73},
+        {"method": "liteeval", "config": "lite", "dataset": "activitynet-v1.3-val", "map": 0.10},
+        {"method": "liteeval", "config": "paper", "dataset": "generated", "map": 0.99, "dataset_synthetic": True},
+    ])
+    (row,) = check_claims([claim], results=load(run), results_path=str(run))
+    assert row["verdict"] == "reproduced" and row["measured"] == pytest.approx(73.0)
+    assert "c0" in row["measured_by"]
+    run2 = _run_with(tmp_path / "b", [{"method": "liteeval", "config": "paper", "dataset": "ActivityNet", "map": 0.70}])
+    (row2,) = check_claims([claim], results=load(run2), results_path=str(run2))
+    assert row2["verdict"] == "not reproduced" and row2["difference"] == pytest.approx(-2.7)
+    run3 = _run_with(tmp_path / "c", [{"method": "liteeval", "config": "paper", "dataset": "fcvid", "map": 0.80}])
+    (row3,) = check_claims([claim], results=load(run3), results_path=str(run3))
+    assert row3["verdict"] == "needs dataset"
+
+
+def test_results_answer_fps_claims_measured_on_the_device(registry: list[Claim], tmp_path: Path) -> None:
+    from harness.results import load
+
+    claim = next(c for c in registry if c.id == "rsee-jetson-nano-fps-low")
+    run = _run_with(tmp_path, [
+        {"method": "rsee", "config": "paper", "device": "jetson-nano", "fps_stream_processed": 12.5},
+        {"method": "rsee", "config": "paper", "device": "jetson-nano-modeled", "modeled": True,
+         "fps_stream_processed": 99.0},
+    ])
+    (row,) = check_claims([claim], results=load(run), results_path=str(run))
+    assert row["verdict"] == "reproduced" and row["measured"] == pytest.approx(12.5)
+    assert "fps_stream_processed" in row["caveat"]
+
+
+# --------------------------------------------------------------------------- stored rows and report
+
+
+def _row(**kw) -> dict:
+    row = judge(_claim(1.0, abs_=0.1, caveat="<b>caveat</b>"), Measurement(value=1.05, measured_by="fvcore"))
+    return {**row, **kw}
+
+
+def test_out_appends_rows_and_latest_wins(tmp_path: Path) -> None:
+    path = append_rows(tmp_path, [_row(), _row(id="demo-y")], {"checked_at": "t1"})
+    append_rows(tmp_path, [_row(measured=2.0)], {"checked_at": "t2"})
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["id"] for line in lines)
+    latest = load_claim_rows(tmp_path)
+    assert [r["id"] for r in latest] == ["demo-y", "demo-x"]
+    assert latest[1]["measured"] == 2.0 and latest[1]["checked_at"] == "t2"
+    with open(path, "a") as fh:  # a torn last line is ignored
+        fh.write('{"id": "torn"')
+    assert len(load_claim_rows(tmp_path, latest_only=False)) == 3
+
+
+def test_report_section_escapes_stored_text(tmp_path: Path) -> None:
+    from reports.claims import claims_section, render_claims
+
+    assert claims_section(tmp_path) == ""
+    evil = _row(source="<script>alert(1)</script>", info={"<i>k</i>": "<img src=x>"}, needs=None)
+    append_rows(tmp_path, [evil])
+    html = claims_section(tmp_path)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<img" not in html and "&lt;b&gt;caveat&lt;/b&gt;" in html
+    assert "Published claims" in html and "1</b> reproduced" in html
+    df = pd.DataFrame({"run": [str(tmp_path)]})
+    assert claims_section(df) == html
+    assert render_claims([]) == ""
+
+
+def test_html_report_includes_claims_section(tmp_path: Path) -> None:
+    from reports.html import write_report
+
+    run = _run_with(tmp_path, [{"method": "uniform", "config": "lite", "dataset": "generated", "top1": 0.5,
+                                "gmacs_per_video": 1.0}])
+    append_rows(run, [_row()])
+    page = write_report(run, run / "report").read_text()
+    assert 'id="claims"' in page and "demo-x" in page
+
+
+def test_verdict_rows_are_strict_json(registry: list[Claim]) -> None:
+    rows = check_claims([c for c in registry if c.kind == "accuracy"][:2])
+    for r in rows:
+        text = json.dumps(r, allow_nan=False)
+        assert not math.isnan(json.loads(text)["claimed"])
