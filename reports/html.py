@@ -42,7 +42,7 @@ from reports.format import (
     shown_as,
     stored_unit,
 )
-from reports.modeled import modeled_section
+from reports.modeled import find_validation, modeled_section
 from reports.pareto import pareto_frontier
 from reports.plots import plot_histograms, plot_pareto
 from reports.sections import (
@@ -68,7 +68,14 @@ def _load(results: str | os.PathLike[str] | pd.DataFrame) -> tuple[pd.DataFrame,
         runs = sorted({str(r) for r in results["run"].dropna()}) if "run" in results.columns else []
         where = "; ".join(runs) if runs else "(in-memory DataFrame)"
         return results.reset_index(drop=True), where
-    return load(results).reset_index(drop=True), str(Path(results).resolve())
+    try:
+        return load(results).reset_index(drop=True), str(Path(results).resolve())
+    except FileNotFoundError:
+        # a folder holding only claim verdicts or the device model's validation still has a report
+        base = Path(results)
+        if base.is_dir() and ((base / "claims.jsonl").is_file() or find_validation(base) is not None):
+            return pd.DataFrame(), str(base.resolve())
+        raise
 
 
 # --------------------------------------------------------------------------- datasets
@@ -370,7 +377,8 @@ def write_report(
         Path of ``out_dir/index.html``.
 
     Raises:
-        FileNotFoundError: If ``results`` is a path holding no results file.
+        FileNotFoundError: If ``results`` is a path holding no results file
+            (nor ``claims.jsonl`` / a device-model validation to show).
     """
     df, where = _load(results)
     out = Path(out_dir)
@@ -393,6 +401,11 @@ def write_report(
     files = per_file_frame(df)
     if not files.empty:
         nav.append('<li><a href="#decode">Per-file decode times</a></li>')
+    modeled_html, claims_html = modeled_section(results), claims_section(results)
+    if modeled_html:
+        nav.append('<li><a href="#modeled">Modeled devices: validation</a></li>')
+    if claims_html:
+        nav.append('<li><a href="#claims">Published claims</a></li>')
     body.append("<nav><h3>Contents</h3><ul>" + "".join(nav) + "</ul></nav>")
 
     frontiers: list[pd.DataFrame] = []
@@ -402,8 +415,8 @@ def write_report(
     table_html, flat = measurements_section(df)
     body.append(table_html)
     body.append(failures_section(df, errors))
-    body.append(modeled_section(results))
-    body.append(claims_section(results))
+    body.append(modeled_html)
+    body.append(claims_html)
     if not files.empty:
         body.append(decode_section(files))
         files.to_csv(out / "per_file.csv", index=False)

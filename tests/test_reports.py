@@ -329,3 +329,12 @@ def test_odd_values_and_hostile_names_do_not_break_the_page(tmp_path: Path) -> N
     for name in re.findall(r'<img src="([^"]+)"', page):
         assert re.fullmatch(r"[A-Za-z0-9._-]+", name), name
         assert (index.parent / name).is_file()
+
+
+def test_a_folder_with_only_claim_verdicts_renders(tmp_path):
+    (tmp_path / "claims.jsonl").write_text(
+        '{"id": "x-1", "paper": "arnet", "paper_title": "<b>AR-Net</b>", "verdict": "reproduced", "claimed": 4.11,'
+        ' "measured": 4.109, "unit": "GMACs", "source": "Table 1", "quantity": "GMACs", "tolerance": "1 %"}\n')
+    page = write_report(tmp_path, tmp_path / "report").read_text()
+    assert 'href="#claims"' in page and "4.109" in page
+    assert "<b>AR-Net</b>" not in page  # escaped
