@@ -319,9 +319,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.data.layouts import dataset_collection
 
     sources = (dataset_collection(test_data) if test_data and not train_data else []) or [test_data]
-    cells = [c for src in sources for c in suite.cells(data=src, train_data=train_data, device=args.device,
-                                                       methods=methods, knob_sweeps=sweeps, test_split=test_split,
-                                                       backend=args.backend)]
+    devices = [d.strip() for d in args.device.split(",") if d.strip()]
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in ("torch", "onnxruntime")]
+    if unknown:
+        raise SystemExit(f"evbench: --backend {','.join(unknown)}: choose from torch, onnxruntime")
+    cells = [c for src in sources for dev in devices for backend in backends
+             for c in suite.cells(data=src, train_data=train_data, device=dev, methods=methods, knob_sweeps=sweeps,
+                                  test_split=test_split, backend=backend)]
     if args.resume and not args.out:
         out = _latest_out(suite.name)
         if out is None:
@@ -507,9 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the shared VGG16 file: 77.35 = 5 crops x 15.47, the features configuration's default)")
     r.add_argument("--out", help="run directory (default runs/<suite>-<time>)")
     r.add_argument("--resume", action="store_true", help="continue a run; finished cells are not repeated")
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
-                   help="execution backend of every cell (onnxruntime: costed modules exported, control flow in Python)")
+    r.add_argument("--device", default="cpu",
+                   help="device(s), comma-separated: cpu, cuda, cuda:1, or a modeled device such as "
+                        "jetson-nano-modeled (accuracy and GMACs measured here, latency MODELED); default cpu")
+    r.add_argument("--backend", default="torch",
+                   help="backend(s), comma-separated: torch, onnxruntime (costed modules in ONNX Runtime, control "
+                        "flow in Python); several give side-by-side cells sharing one trained model")
     r.add_argument("--cache-dir", help="decoded-frame cache and generated data (default ~/.cache/evbench)")
     r.add_argument("--no-report", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bars")

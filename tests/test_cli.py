@@ -61,7 +61,7 @@ def test_run_on_real_frame_folders_reports_per_file_decode(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_on_a_modeled_device_reports_the_models_cpu_error(tmp_path, tiny_generated):
+def test_run_side_by_side_on_backends_and_a_modeled_device(tmp_path, tiny_generated):
     suite = tmp_path / "s.toml"
     suite.write_text(
         f'name = "m"\ndataset = "generated:{tiny_generated}"\n[train]\nepochs = 1\nbatch_size = 4\n'
@@ -69,12 +69,16 @@ def test_run_on_a_modeled_device_reports_the_models_cpu_error(tmp_path, tiny_gen
         '[[methods]]\nname = "uniform"\nconfig = "lite"\noverrides = [{ frames = 2, resolution = 56 }]\n'
     )
     out = tmp_path / "run"
-    rc = main(["run", "--suite", str(suite), "--out", str(out), "--quiet", "--device", "jetson-nano-modeled",
-               "--cache-dir", str(tmp_path / "cache")])
+    rc = main(["run", "--suite", str(suite), "--out", str(out), "--quiet", "--device", "cpu,jetson-nano-modeled",
+               "--backend", "torch,onnxruntime", "--cache-dir", str(tmp_path / "cache")])
     assert rc == 0
-    row = load(out).iloc[0]
-    assert row["modeled"] and row["device"] == "jetson-nano-modeled"
-    page = (out / "report" / "index.html").read_text()
-    assert "modeled" in page.lower()
+    df = load(out)
+    assert len(df) == 4 and df["train_reused"].sum() == 3  # one trained model serves all four cells
+    measured, modeled = df[df["device"] == "cpu"], df[df["device"] == "jetson-nano-modeled"]
+    assert not measured["modeled"].any() and modeled["modeled"].all()
+    assert set(modeled["backend"]) == {"modeled:pytorch-fp16", "modeled:tensorrt-fp16"}
+    assert set(measured["backend"]) == {"torch", "onnxruntime"}
+    assert (df["gmacs_per_video"] - df["gmacs_per_video"].iloc[0]).abs().max() < 1e-9
     assert (out / "cpu-validation.json").exists()
-    assert "held-out" in page.lower() or "held out" in page.lower()
+    page = (out / "report" / "index.html").read_text()
+    assert 'href="#modeled"' in page and "held-out" in page.lower()
