@@ -3,9 +3,11 @@
 Both backends run the same method copy's Python control flow; only the costed
 modules move to ONNX Runtime.  The ratio of p50 latencies, measured side by
 side in one run with the same thread count, goes to ``extra_info`` for the
-trend pages.  The check is loose (ONNX Runtime must not be more than 3× slower
-than eager): per-module host round trips are part of this backend's cost, and a
-regression there is what the nightly should catch.
+trend pages.  On an idle 2-core AMD EPYC (2026-11-30) the ratio was 0.40–0.95
+(uniform 0.95, TLEE 0.54, RSEE 0.40, AR-Net 0.49): ONNX Runtime's kernels beat
+eager at batch 1 even with a host round trip per module call.  The check fails
+beyond 1.5×: a regression in that round trip is what the nightly should catch.
+On a loaded machine both thread pools contend and the ratio is not meaningful.
 """
 
 from __future__ import annotations
@@ -41,4 +43,4 @@ def test_bench_onnxruntime_vs_torch(benchmark, name):
                                  "ratio_onnxruntime_vs_torch": ratio, "threads": torch.get_num_threads(),
                                  "max_abs_logit_diff": check["max_abs_logit_diff"]})
     assert check["decisions_match"]
-    assert ratio < 3.0
+    assert ratio < 1.5
