@@ -213,9 +213,19 @@ def _print_profile(args: argparse.Namespace, result: dict[str, Any], prof: dict[
         print(f"offline FPS {prof['fps']:.1f} frames/s (batch {prof['fps_offline_batch']})")
     if prof.get("peak_rss_mb") is not None:
         print(f"peak RSS {prof['peak_rss_mb']:.0f} MiB" + (f", peak CUDA {prof['peak_cuda_mb']:.0f} MiB" if prof.get("peak_cuda_mb") else ""))
-    if not result["modeled"]:
-        print(f"energy {_fmt(prof.get('energy_j_per_clip'), '.3f')} J/clip"
-              + (f" ({prof['energy_source']})" if prof.get("energy_source") else " (no readable counter on this machine)"))
+    if result["modeled"]:
+        dp, cal, val = prof["device_profile"], prof["calibration"], prof.get("validation") or {}
+        print(f"modeled device: {dp['title']}; {dp['peak_gflops_fp16']:.0f} GFLOPS FP16 peak, {dp['bandwidth_gbs']} GB/s")
+        print(f"calibration ({cal['runtime_title']}): {cal['note']}; mean |fit error| on {cal['calibrated_on']} "
+              f"{_fmt(cal.get('mean_abs_fit_error_pct'), '.1f')} %"
+              + "".join(f"; held out {h['model']}: modeled {h['modeled_ms']:.1f} ms vs published {h['published_ms']} ms "
+                        f"({h['error_pct']:+.1f} %)" for h in cal.get("held_out", [])))
+        print(f"the same model on this CPU (evbench model-validate): held-out mean |error| "
+              f"{_fmt(val.get('held_out_mean_abs_error_pct'), '.1f')} %, max {_fmt(val.get('held_out_max_abs_error_pct'), '.1f')} %")
+    elif prof.get("energy_j_per_clip") is not None:
+        print(f"energy {prof['energy_j_per_clip']:.3f} J/clip ({prof['energy_source']})")
+    else:
+        print("energy: not measured (no readable energy counter on this machine)")
     for c in crosscheck:
         print(f"ptflops cross-check {c['module']}{tuple(c['input_shape'])}: fvcore {c['fvcore']:.4f}, "
               f"ptflops[pytorch] {c['ptflops_pytorch']:.4f}, ptflops[aten] {c['ptflops_aten']:.4f} GMACs")
