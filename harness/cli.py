@@ -249,7 +249,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     knobs = _parse_knobs(args.knob)
     method.resolve_knobs(knobs)
     inputs, note = _profile_inputs(args, method)
-    manifest = export_bundle(method, args.out, example_clips=inputs, knobs=knobs,
+    manifest = export_bundle(method, args.out, example_clips=inputs, knobs=knobs, opset=args.opset,
                              build={"method": args.method, "config": args.config, "num_classes": args.num_classes,
                                     "overrides": _overrides(args), "inputs": note})
     print(f"bundle: {manifest}")
@@ -476,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--data", help="record decision schedules on real clips of this dataset")
     ex.add_argument("--clips", type=int, default=4, help="clips whose decision schedules are recorded (default 4)")
     ex.add_argument("--out", required=True, help="bundle directory")
+    ex.add_argument("--opset", type=int, default=13,
+                    help="ONNX opset (default 13: loads in JetPack 4.6's onnxruntime 1.11 and TensorRT 8.2)")
     ex.set_defaults(func=cmd_export)
 
     cl = sub.add_parser("claims", help="check published claims: reproduced / not reproduced / needs device / needs dataset")

@@ -321,7 +321,7 @@ def _check_providers(providers: Sequence[str] | None) -> list[str]:
 
 def to_onnxruntime(
     method: Method, *, providers: Sequence[str] | None = None, bundle_dir: str | Path | None = None,
-    threads: int | None = None,
+    threads: int | None = None, opset: int = OPSET,
 ) -> Method:
     """A copy of ``method`` whose costed modules run in ONNX Runtime.
 
@@ -334,6 +334,7 @@ def to_onnxruntime(
             that lives as long as the returned method).
         threads: ONNX Runtime intra-op threads (default ``torch.get_num_threads()``,
             so both backends are timed with the same thread count).
+        opset: ONNX opset of the exported graphs.
 
     Returns:
         The copy, in eval mode, with ``card``, ``cost_entries()`` and the cost
@@ -349,12 +350,12 @@ def to_onnxruntime(
         tmp = tempfile.TemporaryDirectory(prefix="evbench-onnx-")
         bundle_dir = tmp.name
     cost_table(method)  # cached on the method, so the copy carries it
-    specs = export_modules(method, bundle_dir)
-    return _assemble(method, specs, Path(bundle_dir), wanted, threads, keep=tmp)
+    specs = export_modules(method, bundle_dir, opset=opset)
+    return _assemble(method, specs, Path(bundle_dir), wanted, threads, keep=tmp, opset=opset)
 
 
 def _assemble(method: Method, specs: Sequence[ExportedModule], root: Path, providers: list[str],
-              threads: int | None, keep: Any = None) -> Method:
+              threads: int | None, keep: Any = None, opset: int = OPSET) -> Method:
     import onnxruntime as ort
 
     ort_method = copy.deepcopy(method).eval()
@@ -372,7 +373,7 @@ def _assemble(method: Method, specs: Sequence[ExportedModule], root: Path, provi
     short = _PROVIDER_SHORT.get(providers[0], providers[0])
     info = {
         "backend": f"onnxruntime-{short}", "providers": providers, "onnxruntime": ort.__version__,
-        "opset": OPSET, "bundle_dir": str(root), "modules_exported": len(specs),
+        "opset": opset, "bundle_dir": str(root), "modules_exported": len(specs),
         "intra_op_threads": opts.intra_op_num_threads,
         "exporter": "torch.onnx.export(dynamo=False), dynamic batch, one graph per (module, input shape)",
         "transfer": "tensors cross as host numpy arrays (host<->device copies are inside the latency on GPU providers)",
@@ -453,7 +454,7 @@ def record_schedules(ort_method: Method, clips: Sequence[torch.Tensor], *,
 def export_bundle(
     method: Method, out_dir: str | Path, *, example_clips: Sequence[torch.Tensor],
     knobs: Mapping[str, Any] | None = None, build: Mapping[str, Any] | None = None,
-    providers: Sequence[str] | None = None,
+    providers: Sequence[str] | None = None, opset: int = OPSET,
 ) -> Path:
     """Write a bundle: every costed module as ONNX, decision schedules, the device agent.
 
@@ -464,6 +465,8 @@ def export_bundle(
         knobs: Operating point of the schedules.
         build: How the method was built (registry name, config, overrides), stored as is.
         providers: Providers for the verification run here (default CPU).
+        opset: ONNX opset (default 13, which JetPack 4.6's onnxruntime 1.11 and
+            TensorRT 8.2 load; newer boards take higher ones).
 
     Returns:
         Path of ``manifest.json``. The manifest also stores the verification:
@@ -473,13 +476,13 @@ def export_bundle(
         OnnxBackendError: Export or verification failed to run.
     """
     out = Path(out_dir)
-    ort_method = to_onnxruntime(method, providers=providers, bundle_dir=out)
+    ort_method = to_onnxruntime(method, providers=providers, bundle_dir=out, opset=opset)
     info = getattr(ort_method, _INFO_ATTR)
     check = max_abs_logit_diff(method, ort_method, example_clips, knobs=knobs)
     manifest = {
         "format": BUNDLE_FORMAT, "method": method.card.name, "config": method.card.config,
         "num_classes": int(getattr(method, "num_classes", 0) or 0), "card": method.card.to_dict(),
-        "build": dict(build or {}), "opset": OPSET, "torch": torch.__version__,
+        "build": dict(build or {}), "opset": opset, "torch": torch.__version__,
         "exported": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "modules": [s.to_dict() for s in info["_specs"]],
         "declared_costs": [{"module": e.module, "input_shape": list(e.input_shape), "gmacs": e.declared_gmacs,

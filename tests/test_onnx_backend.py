@@ -70,9 +70,13 @@ def test_bundle_manifest_schedules_and_reload(tmp_path, one_thread):
     method = _small("tlee", "lite")
     clips = _clips(method, n=2)
     path = export_bundle(method, tmp_path / "b", example_clips=clips, knobs={"threshold": 0.5},
-                         build={"method": "tlee", "config": "lite"})
+                         build={"method": "tlee", "config": "lite"}, opset=11)
     m = json.loads(path.read_text())
-    assert m["format"] == BUNDLE_FORMAT and m["method"] == "tlee"
+    assert m["format"] == BUNDLE_FORMAT and m["method"] == "tlee" and m["opset"] == 11
+    import onnx
+
+    first = onnx.load(str(tmp_path / "b" / m["modules"][0]["file"]))
+    assert {o.version for o in first.opset_import if o.domain in ("", "ai.onnx")} == {11}
     assert m["verification"]["max_abs_logit_diff"] <= TOL and m["verification"]["decisions_match"]
     files = {d["file"] for d in m["modules"]}
     assert all((tmp_path / "b" / f).exists() for f in files)
