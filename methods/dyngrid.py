@@ -67,7 +67,7 @@ from methods.common import FEATURE_CONFIG, make_encoder
 from methods.exits import (
     ActiveSet,
     TraceRecorder,
-    check_frames,
+    check_clip,
     coarse_to_fine_order,
     confident,
     max_softmax,
@@ -222,10 +222,7 @@ class DynGrid(Method):
             ValueError: Wrong input layout or T.
         """
         kn = self.resolve_knobs(knobs)
-        check_frames(x, self.input_kind, self.feature_dim if self.input_kind == "features" else 0)
-        b, t_total = x.shape[:2]
-        if t_total != self.frames:
-            raise ValueError(f"dyngrid was built for {self.frames} frames, got {t_total}")
+        b, t_total = check_clip(x, "dyngrid", self.input_kind, self.feature_dim, self.frames)
         route = grid_route(str(kn["route"]), t_total, self.depth)
         threshold = float(kn["threshold"])
         active = ActiveSet(b, x.device)

@@ -539,6 +539,21 @@ def honest_fps(latency_s: float, frames_processed: float, frames_total: float) -
             "inflation": covered / processed if processed else float("inf")}
 
 
+def check_clip(x: torch.Tensor, name: str, input_kind: str, feature_dim: int = 0,
+               frames: int | None = None) -> tuple[int, int]:
+    """Validate a ``forward`` input's layout (and T when the method is built for one) and return ``(B, T)``.
+
+    Raises:
+        ValueError: A layout :func:`check_frames` refuses, or T ≠ ``frames``
+            (the message names the method ``name``).
+    """
+    check_frames(x, input_kind, feature_dim if input_kind == "features" else 0)
+    b, t_total = int(x.shape[0]), int(x.shape[1])
+    if frames is not None and t_total != frames:
+        raise ValueError(f"{name} was built for {frames} frames, got {t_total}")
+    return b, t_total
+
+
 def check_frames(x: torch.Tensor, input_kind: str, feature_dim: int = 0) -> None:
     """Validate the input layout of ``forward``.
 

@@ -63,7 +63,7 @@ from methods.exits import (
     ExitingGate,
     MultiLayerPerceptron,
     TraceRecorder,
-    check_frames,
+    check_clip,
     coarse_to_fine_order,
     confident,
     gate_exit,
@@ -191,10 +191,7 @@ class FrameExit(Method):
             ValueError: Wrong input layout or T.
         """
         kn = self.resolve_knobs(knobs)
-        check_frames(x, self.input_kind, self.dim if self.input_kind == "features" else 0)
-        b, t_total = x.shape[:2]
-        if t_total != self.frames:
-            raise ValueError(f"frameexit was built for {self.frames} frames, got {t_total}")
+        b, t_total = check_clip(x, "frameexit", self.input_kind, self.dim, self.frames)
         thr, fthr = float(kn["threshold"]), float(kn["first_threshold"])
         active = ActiveSet(b, x.device)
         rec = TraceRecorder(b)

@@ -94,7 +94,7 @@ from methods.common import FEATURE_CONFIG, lstm_cell_entry, make_encoder
 from methods.exits import (
     ActiveSet,
     TraceRecorder,
-    check_frames,
+    check_clip,
     confident,
     max_softmax,
     resize_frames,
@@ -287,8 +287,7 @@ class RSEE(Method):
             ValueError: Wrong input layout or a frame side the backbone lacks.
         """
         k = self.resolve_knobs(knobs)
-        check_frames(x, self.input_kind, self.dim if self.input_kind == "features" else 0)
-        b, t_total = x.shape[:2]
+        b, t_total = check_clip(x, "rsee", self.input_kind, self.dim)
         threshold = float(k["threshold"])
         pixels = self.input_kind == "pixels"
         force = self.resolutions.index(int(k["force"])) if pixels and k.get("force") is not None else None
