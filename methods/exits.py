@@ -63,6 +63,9 @@ __all__ = [
     "online_shift",
     "pair_entry",
     "honest_fps",
+    "check_clip",
+    "check_frames",
+    "select_rows",
 ]
 
 #: FrameExit / TLEE processing order for 10 frames (FrameExit ``inference.py``; TLEE ``input_order10``).
