@@ -957,19 +957,12 @@ def append_rows(out_dir: str | os.PathLike[str], rows: Iterable[Mapping[str, Any
     Returns:
         The path of ``claims.jsonl``.
     """
-    from harness.results import _clean
+    from harness.results import append_jsonl
 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     path = root / CLAIMS_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        for r in rows:
-            line = (json.dumps(_clean({**dict(r), **dict(extra or {})}), sort_keys=True, allow_nan=False) + "\n")
-            os.write(fd, line.encode())
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_jsonl(path, ({**dict(r), **dict(extra or {})} for r in rows))
     return path
 
 
@@ -983,23 +976,14 @@ def load_claim_rows(path: str | os.PathLike[str], *, latest_only: bool = True) -
 
     Returns:
         The rows; empty when there is no ``claims.jsonl``.  A torn or
-        unreadable line is skipped.
+        unreadable line is skipped with a warning (:func:`harness.results.read_jsonl`).
     """
+    from harness.results import read_jsonl
+
     p = Path(path)
     f = p if p.is_file() else p / CLAIMS_FILE
-    if not f.exists():
-        return []
-    rows: list[dict[str, Any]] = []
-    with open(f, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n") or not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "id" in row:
-                rows.append(row)
+
+    rows = [r for r in read_jsonl(f) if isinstance(r, dict) and "id" in r]
     if not latest_only:
         return rows
     last: dict[str, dict[str, Any]] = {}

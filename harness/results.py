@@ -102,11 +102,11 @@ class ResultStore:
 
     def finished_ids(self) -> set[str]:
         """Ids of cells that finished with status ``"ok"`` (failed cells are retried)."""
-        return {r["cell_id"] for r in _read_rows(self.path) if r.get("status") == "ok"}
+        return {r["cell_id"] for r in read_jsonl(self.path) if r.get("status") == "ok"}
 
     def rows(self) -> list[dict[str, Any]]:
         """Every complete row, in append order."""
-        return list(_read_rows(self.path))
+        return list(read_jsonl(self.path))
 
     def write_samples(self, cell_id: str, frame: pd.DataFrame) -> Path:
         """Write per-sample rows atomically (tmp file + ``os.replace``).
@@ -128,16 +128,26 @@ class ResultStore:
         """
         if "cell_id" not in row:
             raise ValueError("result row needs a cell_id")
-        line = (json.dumps(_clean(dict(row)), sort_keys=True, allow_nan=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
+        append_jsonl(self.path, [row])
+
+
+def append_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """Append rows to a JSON Lines file, each with one ``write`` on ``O_APPEND`` then ``fsync``.
+
+    A crash leaves whole rows only; values are made strict-JSON first (NaN/inf
+    -> null).  Used for cell rows and for claim verdicts.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for row in rows:
+            os.write(fd, (json.dumps(_clean(dict(row)), sort_keys=True, allow_nan=False) + "\n").encode())
             os.fsync(fd)
-        finally:
-            os.close(fd)
+    finally:
+        os.close(fd)
 
 
-def _read_rows(path: Path) -> Iterable[dict[str, Any]]:
+def read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    """Rows of a JSON Lines file written by :func:`append_jsonl`; a torn or unreadable line is skipped with a warning."""
     if not path.exists():
         return
     with open(path, encoding="utf-8") as fh:
@@ -185,7 +195,7 @@ def load(path: str | os.PathLike[str], *, latest_only: bool = True) -> pd.DataFr
         raise FileNotFoundError(f"no {RESULTS_FILE} under {root}")
     records: list[dict[str, Any]] = []
     for f in files:
-        for row in _read_rows(f):
+        for row in read_jsonl(f):
             flat = {k: v for k, v in row.items() if k != "env"}
             for k, v in (row.get("env") or {}).items():
                 flat[f"env_{k}"] = v if not isinstance(v, (dict, list)) else json.dumps(v, sort_keys=True)

@@ -609,12 +609,6 @@ def validation_summary(path: str | Path | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- model_latency
 
 
-def _percentiles(samples: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(samples, dtype=float)
-    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
-
-
 def model_latency(method: Any, traces: Any, *, device: str, backend: str = "torch") -> dict[str, Any]:
     """Modeled single-stream latency of ``traces`` on a modeled ``device``.
 
@@ -652,6 +646,7 @@ def model_latency(method: Any, traces: Any, *, device: str, backend: str = "torc
         harness.costs.CostTableError: A trace step with no cost entry.
     """
     from harness.costs import CostTableError, _device_of, _to
+    from harness.timing import _percentiles_ms
 
     prof = device_profile(device)
     runtime = _runtime(backend)
@@ -712,7 +707,8 @@ def model_latency(method: Any, traces: Any, *, device: str, backend: str = "torc
         names = ", ".join(f"{e['module']}{tuple(e['input_shape'])}" for e in excluded)
         note += f" Excluded (declared, produced outside the method): {names}."
     return {
-        "latency_ms": {**_percentiles(samples), "samples": [float(s) for s in samples]},
+        "latency_ms": {**dict(zip(("p50", "p90", "p99"), _percentiles_ms(samples), strict=True)),
+                       "mean": float(np.mean(samples)), "samples": [float(s) for s in samples]},
         "modeled": True,
         "backend": f"modeled:{runtime}",
         "device_profile": prof.to_dict(),
