@@ -349,7 +349,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary.done} cells measured, {summary.skipped} already finished, {summary.failed} failed", file=sys.stderr)
     for f in summary.failures:
         print(f"  FAILED {f}", file=sys.stderr)
-    if any(c.device.endswith("-modeled") for c in cells):
+    from harness.devices.modeled import is_modeled_device
+
+    if any(is_modeled_device(c.device) for c in cells):
         _attach_model_validation(out)
     if not args.no_report:
         from reports.html import write_report

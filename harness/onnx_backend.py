@@ -179,7 +179,7 @@ def export_modules(method: Method, out_dir: str | Path, *, opset: int = OPSET) -
         if entry.declared_gmacs is not None:
             continue
         sub = method.get_submodule(entry.module)
-        args = tuple(_batch2(a) for a in pytree.tree_map(_batch2, entry.example_inputs()))
+        args = tuple(pytree.tree_map(_batch2, entry.example_inputs()))
         flat_in, in_spec = pytree.tree_flatten(args)
         where = f"{method.card.name}: module {entry.module}{tuple(entry.input_shape)}"
         if not all(isinstance(t, torch.Tensor) for t in flat_in):

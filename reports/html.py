@@ -33,7 +33,7 @@ from reports._fields import (
     truthy_column,
 )
 from reports._markup import CSS, NOT_MEASURED, esc, html_table, num_col, num_td, slug, td
-from reports.claims import claims_section
+from reports.claims import claims_section, find_claims
 from reports.format import (
     MISSING,
     display_unit,
@@ -73,7 +73,7 @@ def _load(results: str | os.PathLike[str] | pd.DataFrame) -> tuple[pd.DataFrame,
     except FileNotFoundError:
         # a folder holding only claim verdicts or the device model's validation still has a report
         base = Path(results)
-        if base.is_dir() and ((base / "claims.jsonl").is_file() or find_validation(base) is not None):
+        if base.is_dir() and (find_claims(base) is not None or find_validation(base) is not None):
             return pd.DataFrame(), str(base.resolve())
         raise
 
