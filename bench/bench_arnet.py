@@ -3,7 +3,7 @@
 The official ``TSN_Ada`` (``mengyuest/AR-Net``, ``ops/models_ada.py``) runs the
 policy CNN and LSTM on every frame and *every* backbone on every frame, then
 masks the frame logits with the decisions (``combine_logits``).  evbench's
-:class:`methods.arnet.ARNet` runs the policy only on frames that are not being
+:class:`evbench.methods.arnet.ARNet` runs the policy only on frames that are not being
 skipped and each backbone once, on the frames that chose it.  Both are timed
 here, alternating query by query in one process on the same clip, with the
 decisions of the realised run replayed in the official flow; the logits must
@@ -28,11 +28,10 @@ from collections import Counter
 
 import pytest
 import torch
+from evbench.harness.costs import executed_gmacs
+from evbench.harness.registry import create_method
+from evbench.methods.arnet import ARNet, run_chunked
 from torch import nn
-
-from harness.costs import executed_gmacs
-from harness.registry import create_method
-from methods.arnet import ARNet, run_chunked
 
 CONFIG = os.environ.get("EVBENCH_BENCH_ARNET_CONFIG", "lite")
 BATCH = int(os.environ.get("EVBENCH_BENCH_ARNET_BATCH", "1"))

@@ -8,7 +8,7 @@ random-weight model whose classifier/gate weights are scaled so that the
 exits actually fire (an untrained model is never confident).  Each benchmark
 records in ``extra_info`` the GMACs/video of that operating point (trace sum
 over the cost table), the frames processed and covered, and the honest FPS
-pair (:func:`methods.exits.honest_fps`): frames *processed* per second
+pair (:func:`evbench.methods.exits.honest_fps`): frames *processed* per second
 versus frames *covered* per second — the number TLEE's ``time_test.py``
 reports as FPS.  Latency should follow GMACs across the sweep.
 """
@@ -19,10 +19,9 @@ import time
 
 import pytest
 import torch
-
-from harness.costs import cost_table, trace_gmacs
-from harness.registry import create_method
-from methods.exits import honest_fps
+from evbench.harness.costs import cost_table, trace_gmacs
+from evbench.harness.registry import create_method
+from evbench.methods.exits import honest_fps
 
 FRAMES = 8
 RES = 112

@@ -1,6 +1,6 @@
 """Nightly check of the modeled-device roofline against this CPU (pytest-benchmark; ``tox -e bench``).
 
-The same model family the Jetson profiles use (:mod:`harness.devices.modeled`),
+The same model family the Jetson profiles use (:mod:`evbench.harness.devices.modeled`),
 with runtime ``torch-cpu-fp32``, is fitted to measured batch-1 latencies of a
 few torchvision models and must predict held-out ones.  The held-out errors
 (% of measured p50) go to ``extra_info`` for the trend pages; the bound is wide
@@ -9,7 +9,7 @@ because a shared CPU is noisy.
 
 from __future__ import annotations
 
-from harness.devices.modeled import validate_cpu
+from evbench.harness.devices.modeled import validate_cpu
 
 
 def test_bench_modeled_validation_cpu(benchmark):

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from harness.onnx_backend import max_abs_logit_diff, to_onnxruntime
-from harness.registry import create_method
-from harness.timing import measure_latency
+from evbench.harness.onnx_backend import max_abs_logit_diff, to_onnxruntime
+from evbench.harness.registry import create_method
+from evbench.harness.timing import measure_latency
 
 
 @pytest.mark.parametrize("name", ["uniform", "tlee", "rsee", "arnet"])

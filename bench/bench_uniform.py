@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from harness.costs import trace_gmacs
-from harness.registry import create_method
-from harness.timing import measure_latency
+from evbench.harness.costs import trace_gmacs
+from evbench.harness.registry import create_method
+from evbench.harness.timing import measure_latency
 
 
 @pytest.fixture(scope="module")

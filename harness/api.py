@@ -304,9 +304,9 @@ class Method(nn.Module):
     def cost_table(self) -> dict[tuple[str, Shape], float]:
         """GMACs per ``(module, input_shape)``, counted once with fvcore.
 
-        See :func:`harness.costs.cost_table` for the counting convention.
+        See :func:`evbench.harness.costs.cost_table` for the counting convention.
         """
-        from harness.costs import cost_table  # local: costs imports this module
+        from evbench.harness.costs import cost_table  # local: costs imports this module
 
         return cost_table(self)
 

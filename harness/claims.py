@@ -14,7 +14,7 @@ measurement into a verdict:
     and the difference);
 ``needs device``
     a hardware claim (e.g. FPS on a Jetson Nano) for a device that is not
-    attached; a roofline estimate from :mod:`harness.devices.modeled` is
+    attached; a roofline estimate from :mod:`evbench.harness.devices.modeled` is
     attached as information, labelled *modeled*, when that model is available —
     the verdict stays ``needs device``;
 ``needs dataset``
@@ -30,12 +30,12 @@ Measurement kinds (:data:`MEASUREMENT_KINDS`; GMACs = multiply-accumulates ×
 ``cost_table``
     the sum of cost-table entries (``modules``: ``[[name, shape], ...]``) of
     ``create_method(method, config=...)`` counted with fvcore
-    (:func:`harness.costs.cost_table`), GMACs; ``also`` adds other sums as
+    (:func:`evbench.harness.costs.cost_table`), GMACs; ``also`` adds other sums as
     information.
 ``gmacs_per_video``
     one forward of a seeded random-normal clip with the given ``knobs``
     (a forced schedule, thresholds), GMACs/video as the trace sum
-    (:func:`harness.costs.trace_gmacs`).
+    (:func:`evbench.harness.costs.trace_gmacs`).
 ``data_gmacs``
     GMACs/video under a trained policy's decisions on ``dataset`` — needs that
     dataset; ``bounds`` (forced schedules) are measured as information and the
@@ -46,7 +46,7 @@ Measurement kinds (:data:`MEASUREMENT_KINDS`; GMACs = multiply-accumulates ×
     two nested measurements.
 ``latency_ratio``
     ``p50(numerator) / p50(denominator)`` of two schedules timed here with
-    :func:`harness.measure.profile` at small settings (batch 1, a few queries);
+    :func:`evbench.harness.measure.profile` at small settings (batch 1, a few queries);
     with ``requires_dataset`` the claim's own schedules are unknown, the timed
     pair is an illustration only and the verdict is ``needs dataset``.
 ``accuracy``
@@ -487,11 +487,11 @@ class Measurer:
 
     Methods are built once per ``(method, config, overrides)`` with
     ``create_method(..., num_classes=200)`` (seeded), their cost tables once
-    (fvcore, :func:`harness.costs.cost_table`), each forward once per knob
+    (fvcore, :func:`evbench.harness.costs.cost_table`), each forward once per knob
     setting, each latency once per schedule.
 
     Args:
-        results: Stored results (``harness.results.load``) that may answer
+        results: Stored results (``evbench.harness.results.load``) that may answer
             ``needs dataset`` / ``needs device`` claims, or None.
         results_path: Where ``results`` came from (for the row's reason text).
         latency_queries: Timed queries per schedule for ``latency_ratio``.
@@ -515,14 +515,13 @@ class Measurer:
                 (default 200, ActivityNet).
 
         Returns:
-            The :class:`harness.api.Method`, eval mode, built with seed 0.
+            The :class:`evbench.harness.api.Method`, eval mode, built with seed 0.
 
         Raises:
             harness.registry.UnknownMethodError: Unknown method or configuration.
         """
         import torch
-
-        from harness.registry import create_method
+        from evbench.harness.registry import create_method
 
         key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("num_classes"))
         if key not in self._methods:
@@ -540,12 +539,12 @@ class Measurer:
             modules: ``[name, shape]`` pairs; a repeated pair is counted each time.
 
         Returns:
-            GMACs (fvcore cost table, :func:`harness.costs.cost_table`).
+            GMACs (fvcore cost table, :func:`evbench.harness.costs.cost_table`).
 
         Raises:
             KeyError: If an entry is not in the method's cost table (the message lists the table).
         """
-        from harness.costs import cost_table
+        from evbench.harness.costs import cost_table
 
         table = cost_table(self.method(spec))
         total = 0.0
@@ -573,9 +572,8 @@ class Measurer:
             harness.api.KnobError: A knob the method does not declare.
         """
         import torch
-
-        from harness.costs import cost_table, trace_gmacs
-        from harness.measure import frames_used
+        from evbench.harness.costs import cost_table, trace_gmacs
+        from evbench.harness.measure import frames_used
 
         key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), dict(knobs or {}))
         if key not in self._videos:
@@ -613,7 +611,7 @@ class Measurer:
     def latency(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Single-stream latency of one schedule on this CPU (cached).
 
-        :func:`harness.measure.profile` at small settings: batch 1, the
+        :func:`evbench.harness.measure.profile` at small settings: batch 1, the
         method's warm-up on every forced path, ``latency_queries`` timed
         queries, no offline FPS, no executed-MAC count, no energy.
 
@@ -624,7 +622,7 @@ class Measurer:
             ``p50_ms`` and ``mean_ms`` (ms per clip), ``queries``,
             ``gmacs_per_video`` (GMACs), ``frames_used``, ``threads``.
         """
-        from harness.measure import profile
+        from evbench.harness.measure import profile
 
         key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("knobs", {}))
         if key not in self._latency:
@@ -780,7 +778,7 @@ class Measurer:
                 f"the speed-up depends on the trained policy's decisions on {spec['requires_dataset']} and on the "
                 "compared method, neither of which is here; the timed schedules in info are an illustration only"))
         return Measurement(value=ratio, info=info, measured_by=(
-            f"p50 latency ratio on this CPU (harness.measure.profile, batch 1, {info['queries per schedule']} queries)"))
+            f"p50 latency ratio on this CPU (evbench.harness.measure.profile, batch 1, {info['queries per schedule']} queries)"))
 
     def _m_accuracy(self, spec: Mapping[str, Any], claim: Claim | None) -> Measurement:
         ds, method, config = spec["dataset"], spec["method"], spec.get("config", "paper")
@@ -821,7 +819,7 @@ class Measurer:
         return m
 
     def _modeled_fps(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """A roofline FPS estimate (``harness.devices.modeled``), labelled MODELED; a note when unavailable.
+        """A roofline FPS estimate (``evbench.harness.devices.modeled``), labelled MODELED; a note when unavailable.
 
         The model is probed with no traces first, so a model that is not
         implemented yet costs no forward.
@@ -829,7 +827,7 @@ class Measurer:
         name = spec.get("modeled_device", f"{spec['device']}-modeled")
         unavailable = "modeled estimate"
         try:
-            from harness.devices.modeled import model_latency
+            from evbench.harness.devices.modeled import model_latency
 
             method = self.method(spec)
             try:
@@ -841,7 +839,7 @@ class Measurer:
             v = self.video(spec, spec.get("knobs"))
             out = model_latency(method, [v["trace"]], device=name, backend="torch")
         except NotImplementedError:
-            return {unavailable: f"not available (harness.devices.modeled.model_latency for {name} is not "
+            return {unavailable: f"not available (evbench.harness.devices.modeled.model_latency for {name} is not "
                                  "implemented yet)"}
         except Exception as exc:  # noqa: BLE001 - the model is information only
             return {unavailable: f"not available ({type(exc).__name__}: {exc})"}
@@ -878,7 +876,7 @@ def check_claims(claims: Iterable[Claim], *, results: Any = None, results_path: 
 
     Args:
         claims: Claims to check.
-        results: Stored results (a ``harness.results.load`` DataFrame) that may
+        results: Stored results (a ``evbench.harness.results.load`` DataFrame) that may
             answer accuracy / per-video-cost / FPS claims, or None.
         results_path: Where ``results`` came from.
         measurer: A :class:`Measurer` to reuse (its caches), or None.
@@ -947,7 +945,7 @@ def append_rows(out_dir: str | os.PathLike[str], rows: Iterable[Mapping[str, Any
 
     Each row is one ``\\n``-terminated JSON line written with a single
     ``os.write`` on a file opened with ``O_APPEND``, then ``fsync`` — a crash
-    leaves whole rows only (as :class:`harness.results.ResultStore`).
+    leaves whole rows only (as :class:`evbench.harness.results.ResultStore`).
 
     Args:
         out_dir: Run directory (created if absent).
@@ -957,7 +955,7 @@ def append_rows(out_dir: str | os.PathLike[str], rows: Iterable[Mapping[str, Any
     Returns:
         The path of ``claims.jsonl``.
     """
-    from harness.results import append_jsonl
+    from evbench.harness.results import append_jsonl
 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -976,9 +974,9 @@ def load_claim_rows(path: str | os.PathLike[str], *, latest_only: bool = True) -
 
     Returns:
         The rows; empty when there is no ``claims.jsonl``.  A torn or
-        unreadable line is skipped with a warning (:func:`harness.results.read_jsonl`).
+        unreadable line is skipped with a warning (:func:`evbench.harness.results.read_jsonl`).
     """
-    from harness.results import read_jsonl
+    from evbench.harness.results import read_jsonl
 
     p = Path(path)
     f = p if p.is_file() else p / CLAIMS_FILE
@@ -1027,7 +1025,7 @@ def run_claims(args: Any) -> int:
         torch.set_num_threads(int(threads))
     results = None
     if args.results:
-        from harness.results import load
+        from evbench.harness.results import load
 
         try:
             results = load(args.results)
@@ -1038,7 +1036,7 @@ def run_claims(args: Any) -> int:
     rows = check_claims(claims, results=results, results_path=args.results)
     elapsed = time.perf_counter() - t0
     if args.out:
-        from harness.env import fingerprint
+        from evbench.harness.env import fingerprint
 
         path = append_rows(args.out, rows, {"checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                             "env": fingerprint(device="cpu", backend="torch")})

@@ -1,7 +1,7 @@
 """``evbench`` command line: methods, profile, train, run, report.
 
 Every subcommand has ``--help``.  Numbers printed carry their unit; ``--json``
-output uses the column names of :data:`harness.results.UNITS`.
+output uses the column names of :data:`evbench.harness.results.UNITS`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     """List registered methods with their cards."""
-    from harness.registry import create_method, list_methods, method_configs
+    from evbench.harness.registry import create_method, list_methods, method_configs
 
     listing = []
     for name in list_methods():
@@ -76,13 +76,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def _build_method(args: argparse.Namespace) -> Any:
     """The method named by ``--method/--config/...``, with ``--checkpoint`` loaded."""
     import torch
-
-    from harness.registry import create_method
+    from evbench.harness.registry import create_method
 
     torch.manual_seed(0)
     method = create_method(args.method, config=args.config, num_classes=args.num_classes, **_overrides(args))
     if getattr(args, "checkpoint", None):
-        from harness.training import load_checkpoint
+        from evbench.harness.training import load_checkpoint
 
         method.load_state_dict(load_checkpoint(args.checkpoint)["state_dict"])
     return method
@@ -93,7 +92,7 @@ def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], s
     import torch
 
     if args.data:
-        from harness.data import open_dataset
+        from evbench.harness.data import open_dataset
 
         ds = open_dataset(args.data, split="all", frames=method.card.frames, size=max(method.card.resolution, 1))
         inputs = [ds[i].x[None] for i in range(min(args.clips, len(ds)))]
@@ -107,7 +106,7 @@ def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], s
 
 def _ptflops_crosscheck(method: Any, cost_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """fvcore vs ptflops (both backends, explicit) on every static single-input module."""
-    from harness.costs import ptflops_gmacs
+    from evbench.harness.costs import ptflops_gmacs
 
     table = {(r["module"], tuple(r["input_shape"])): r for r in cost_rows}
     out = []
@@ -131,11 +130,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     ``--backend onnxruntime`` runs every costed module in ONNX Runtime with the
     method's control flow in Python and adds ``max_abs_logit_diff`` against
     torch; ``--device <board>-modeled`` replaces the measured latency by the
-    roofline model of :mod:`harness.devices.modeled` (``modeled: true``).
+    roofline model of :mod:`evbench.harness.devices.modeled` (``modeled: true``).
     """
-    from harness.devices.modeled import is_modeled_device
-    from harness.env import fingerprint
-    from harness.measure import count_profile, profile
+    from evbench.harness.devices.modeled import is_modeled_device
+    from evbench.harness.env import fingerprint
+    from evbench.harness.measure import count_profile, profile
 
     method = _build_method(args)
     knobs = _parse_knobs(args.knob)
@@ -144,7 +143,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     modeled = is_modeled_device(args.device)
     backend, extra = "torch", {}
     if modeled:
-        from harness.devices.modeled import model_latency
+        from evbench.harness.devices.modeled import model_latency
 
         counted = count_profile(method.eval(), inputs, knobs=knobs)
         traces = counted.pop("traces")
@@ -152,7 +151,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         prof = {**counted, **model_latency(method, traces, device=args.device, backend=args.backend)}
         backend = prof.get("backend", "modeled")
     elif args.backend == "onnxruntime":
-        from harness.onnx_backend import backend_info, max_abs_logit_diff, to_onnxruntime
+        from evbench.harness.onnx_backend import backend_info, max_abs_logit_diff, to_onnxruntime
 
         ort_method = to_onnxruntime(method, providers=_providers(args), bundle_dir=args.bundle)
         torch_counts = count_profile(method.eval(), inputs, knobs=knobs)
@@ -243,7 +242,7 @@ def _providers(args: argparse.Namespace) -> list[str] | None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export every costed module of a method to ONNX: a bundle the device agent can run."""
-    from harness.onnx_backend import export_bundle
+    from evbench.harness.onnx_backend import export_bundle
 
     method = _build_method(args)
     knobs = _parse_knobs(args.knob)
@@ -261,7 +260,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_claims(args: argparse.Namespace) -> int:
     """Check every registered published claim: reproduced / not reproduced / needs device / needs dataset."""
-    from harness.claims import run_claims
+    from evbench.harness.claims import run_claims
 
     return run_claims(args)
 
@@ -271,9 +270,9 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method on a dataset's train split and save a checkpoint."""
-    from harness.data import open_dataset
-    from harness.registry import create_method
-    from harness.training import TrainSpec, save_checkpoint, train_method
+    from evbench.harness.data import open_dataset
+    from evbench.harness.registry import create_method
+    from evbench.harness.training import TrainSpec, save_checkpoint, train_method
 
     probe = open_dataset(args.data, split="train", frames=1, size=1, cache_dir=args.cache_dir)
     method = create_method(args.method, config=args.config, num_classes=len(probe.class_names), **_overrides(args))
@@ -308,8 +307,8 @@ def _latest_out(suite: str) -> Path | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite: train, evaluate, profile every cell; write results and the report."""
-    from harness.runner import knob_sweep, run_cells
-    from harness.suites import load_suite
+    from evbench.harness.runner import knob_sweep, run_cells
+    from evbench.harness.suites import load_suite
 
     suite_name = args.suite or ("features" if args.train else "data" if args.data else "default")
     suite = load_suite(suite_name)
@@ -326,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for entry in suite.methods + [{"name": n} for n in (methods or [])]:
         if entry["name"] not in sweeps:
             sweeps[entry["name"]] = knob_sweep(entry["name"], entry.get("config", suite.default_config))
-    from harness.data.layouts import dataset_collection
+    from evbench.harness.data.layouts import dataset_collection
 
     sources = (dataset_collection(test_data) if test_data and not train_data else []) or [test_data]
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
@@ -349,12 +348,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary.done} cells measured, {summary.skipped} already finished, {summary.failed} failed", file=sys.stderr)
     for f in summary.failures:
         print(f"  FAILED {f}", file=sys.stderr)
-    from harness.devices.modeled import is_modeled_device
+    from evbench.harness.devices.modeled import is_modeled_device
 
     if any(is_modeled_device(c.device) for c in cells):
         _attach_model_validation(out)
     if not args.no_report:
-        from reports.html import write_report
+        from evbench.reports.html import write_report
 
         page = write_report(out, out / "report", title=f"evbench — {suite.name}")
         print(f"report: {page}")
@@ -366,7 +365,7 @@ def _attach_model_validation(out: Path) -> None:
     """Copy the stored CPU validation of the device model into a run with modeled cells (for its report)."""
     import shutil
 
-    from harness.devices.modeled import VALIDATION_PATH
+    from evbench.harness.devices.modeled import VALIDATION_PATH
 
     if VALIDATION_PATH.is_file() and not (out / VALIDATION_PATH.name).exists():
         out.mkdir(parents=True, exist_ok=True)
@@ -378,8 +377,7 @@ def _attach_model_validation(out: Path) -> None:
 
 def _print_summary(out: Path) -> None:
     import pandas as pd
-
-    from harness.results import load
+    from evbench.harness.results import load
 
     try:
         df = load(out)
@@ -396,7 +394,7 @@ def _print_summary(out: Path) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Render the HTML report of a stored run."""
-    from reports.html import write_report
+    from evbench.reports.html import write_report
 
     run_dir = Path(args.run)
     out = Path(args.out) if args.out else run_dir / "report"
@@ -410,7 +408,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_model_validate(args: argparse.Namespace) -> int:
     """Validate the modeled-device roofline on this CPU (fit on some models, predict held-out ones)."""
-    from harness.devices.modeled import VALIDATION_PATH, validate_cpu
+    from evbench.harness.devices.modeled import VALIDATION_PATH, validate_cpu
 
     out = Path(args.out) if args.out else VALIDATION_PATH.parent
     out.mkdir(parents=True, exist_ok=True)
@@ -495,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mv = sub.add_parser("model-validate", help="validate the modeled-device roofline on this CPU "
                                                "(measured vs modeled batch-1 latency of held-out torchvision models)")
-    mv.add_argument("--out", help="directory for cpu-validation.json (default results/modeled of the repository)")
+    mv.add_argument("--out", help="directory for cpu-validation.json (default: the package's harness/devices, read by every modeled cell)")
     mv.add_argument("--resolution", type=int, default=128, help="input side, px (default 128)")
     mv.add_argument("--threads", type=int, help="torch intra-op threads, recorded (default 1)")
     mv.add_argument("--quiet", action="store_true")
@@ -549,11 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``evbench`` console script."""
-    from harness.api import KnobError
-    from harness.devices.modeled import UnknownDeviceError
-    from harness.onnx_backend import OnnxBackendError
-    from harness.registry import UnknownMethodError
-    from harness.suites import SuiteError
+    from evbench.harness.api import KnobError
+    from evbench.harness.devices.modeled import UnknownDeviceError
+    from evbench.harness.onnx_backend import OnnxBackendError
+    from evbench.harness.registry import UnknownMethodError
+    from evbench.harness.suites import SuiteError
 
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):

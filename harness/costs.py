@@ -7,7 +7,7 @@ multiply-add as one).  ``gflops = 2 × gmacs`` is only ever derived.
 Three independent counts, which must agree:
 
 1. :func:`cost_table` — each ``(module, input shape)`` a method declares in
-   :meth:`~harness.api.Method.cost_entries`, counted once, offline, with
+   :meth:`~evbench.harness.api.Method.cost_entries`, counted once, offline, with
    **fvcore** (``FlopCountAnalysis``, its default op handles: conv, matmul,
    linear, batch-norm at 2 per element with affine, adaptive pooling,
    upsampling; plus a handle for ``aten::lstm`` added here).  This is the
@@ -33,10 +33,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from evbench.harness.api import CostEntry, Method, TraceStep
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-
-from harness.api import CostEntry, Method, TraceStep
 
 __all__ = [
     "count_gmacs_fvcore",

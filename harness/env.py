@@ -142,7 +142,7 @@ def jetson_info(
 ) -> dict[str, Any] | None:
     """NVIDIA Jetson state, or None when not on a Jetson.
 
-    Delegates to :func:`harness.devices.jetson.jetson_info` (standard library
+    Delegates to :func:`evbench.harness.devices.jetson.jetson_info` (standard library
     only, shared with the device agent): board model
     (``/proc/device-tree/model``), L4T release (``/etc/nv_tegra_release``),
     power mode (``nvpmodel -q``, run only when on PATH), clocks
@@ -166,7 +166,7 @@ def jetson_info(
         (``{"min_mhz", "max_mhz", "cur_mhz"}`` or None), ``rails`` (rail
         names) and ``total_rail`` (``"VDD_IN"``/``"POM_5V_IN"``/None).
     """
-    from harness.devices import jetson
+    from evbench.harness.devices import jetson
 
     path = Path(release_path)
     if not path.exists():

@@ -1,10 +1,10 @@
 """Measurements of one method: evaluation over a dataset and the cost/latency profile.
 
-This module joins a :class:`~harness.api.Method` to the instruments
-(:mod:`harness.costs`, :mod:`harness.timing`, :mod:`harness.memory`,
-:mod:`harness.metrics`) through the method interface only — no method is
+This module joins a :class:`~evbench.harness.api.Method` to the instruments
+(:mod:`evbench.harness.costs`, :mod:`evbench.harness.timing`, :mod:`evbench.harness.memory`,
+:mod:`evbench.harness.metrics`) through the method interface only — no method is
 known by name.  Each function returns plain dicts whose keys are the column
-names of :data:`harness.results.UNITS`.
+names of :data:`evbench.harness.results.UNITS`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
-from harness.api import Method, Output, TraceStep
-from harness.costs import (
+from evbench.harness.api import Method, Output, TraceStep
+from evbench.harness.costs import (
     cost_table,
     cost_table_rows,
     executed_gmacs,
     trace_gmacs,
     trace_gmacs_by_role,
 )
-from harness.training import iterate_batches
+from evbench.harness.training import iterate_batches
 
 __all__ = ["EvalResult", "evaluate", "trace_stats", "count_profile", "profile", "frames_used"]
 
@@ -276,7 +275,7 @@ def profile(
 
     Args:
         method: The method (any backend: a torch module or one whose costed
-            modules run in ONNX Runtime, see :mod:`harness.onnx_backend`).
+            modules run in ONNX Runtime, see :mod:`evbench.harness.onnx_backend`).
         inputs: Batch-1 clips ``(1, T, ...)`` — real samples where available;
             adaptive methods' cost and latency depend on content, so queries
             cycle through them.
@@ -300,9 +299,9 @@ def profile(
         no counter is readable; ``energy_source`` says which) and the trace
         statistics.
     """
-    from harness.devices.energy import open_meter
-    from harness.memory import PeakMemory
-    from harness.timing import measure_latency, measure_offline_fps
+    from evbench.harness.devices.energy import open_meter
+    from evbench.harness.memory import PeakMemory
+    from evbench.harness.timing import measure_latency, measure_offline_fps
 
     dev = torch.device(device)
     method.eval().to(dev)

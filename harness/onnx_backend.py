@@ -7,7 +7,7 @@ one harness runs the same decisions on any backend."
 How it works, for any registered method and without knowing it by name:
 
 1. :func:`export_modules` exports each *counted* entry of
-   :meth:`~harness.api.Method.cost_entries` — a submodule at one per-sample
+   :meth:`~evbench.harness.api.Method.cost_entries` — a submodule at one per-sample
    input shape (each backbone at each resolution, policy encoder, LSTM cells,
    gates, heads) — to its own ONNX graph with a dynamic batch dimension
    (TorchScript-based exporter, ``dynamo=False``, opset 17; the example batch
@@ -31,7 +31,7 @@ How it works, for any registered method and without knowing it by name:
 ``evbench-onnx-bundle/1``) holding the card, the cost of each module and the
 decision *schedules* — the ordered module calls of each example clip recorded
 while the ONNX Runtime copy ran — which the numpy/onnxruntime-only device agent
-(:mod:`harness.agent`) replays on boards whose Python cannot run PyTorch.
+(:mod:`evbench.harness.agent`) replays on boards whose Python cannot run PyTorch.
 
 Tensors cross between PyTorch and ONNX Runtime through host numpy arrays; with
 the CUDA or TensorRT execution providers the host↔device copies are therefore
@@ -54,10 +54,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.utils._pytree as pytree
+from evbench.harness.api import CostEntry, Method
+from evbench.harness.costs import cost_table
 from torch import nn
-
-from harness.api import CostEntry, Method
-from harness.costs import cost_table
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -391,7 +390,7 @@ def backend_info(ort_method: Method) -> dict[str, Any]:
     """
     info = getattr(ort_method, _INFO_ATTR, None)
     if info is None:
-        raise OnnxBackendError("not an ONNX Runtime copy (use harness.onnx_backend.to_onnxruntime)")
+        raise OnnxBackendError("not an ONNX Runtime copy (use evbench.harness.onnx_backend.to_onnxruntime)")
     return {k: v for k, v in info.items() if not k.startswith("_")}
 
 
@@ -432,8 +431,8 @@ def record_schedules(ort_method: Method, clips: Sequence[torch.Tensor], *,
         Per clip: ``{"clip", "knobs", "gmacs", "frames_used", "calls": [{"module",
         "input_shape", "batch"}, ...]}`` with GMACs from the trace.
     """
-    from harness.costs import trace_gmacs
-    from harness.measure import frames_used
+    from evbench.harness.costs import trace_gmacs
+    from evbench.harness.measure import frames_used
 
     recorder: _Recorder = getattr(ort_method, _INFO_ATTR)["_recorder"]
     table = cost_table(ort_method)
@@ -493,7 +492,7 @@ def export_bundle(
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
     try:
-        from harness.agent import write_agent
+        from evbench.harness.agent import write_agent
     except ImportError:  # the agent is optional for torch-side use of a bundle
         pass
     else:

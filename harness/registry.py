@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.api import Method, MethodCard
+from evbench.harness.api import Method, MethodCard
 
 __all__ = ["register_method", "create_method", "list_methods", "method_configs", "describe", "UnknownMethodError"]
 
@@ -70,7 +70,7 @@ def register_method(name: str, *, configs: Mapping[str, Mapping[str, Any]], summ
 def _ensure_loaded() -> None:
     global _LOADED
     if not _LOADED:
-        importlib.import_module("methods")  # importing the package registers every method
+        importlib.import_module("evbench.methods")  # importing the package registers every method
         _LOADED = True
 
 

@@ -1,6 +1,6 @@
 """The runner: measure every cell of a run, append one row per finished cell.
 
-For each :class:`~harness.suites.Cell` not already finished (``--resume``):
+For each :class:`~evbench.harness.suites.Cell` not already finished (``--resume``):
 
 1. build the method with ``create_method`` (the runner knows no method by name);
 2. train it through its ``training_loss`` on the *train* split, or reuse the
@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.api import Method
-from harness.costs import cost_table_rows
-from harness.devices.modeled import is_modeled_device
-from harness.env import fingerprint
-from harness.measure import decision_histograms, evaluate, profile, trace_stats
-from harness.metrics import accuracy_report
-from harness.registry import create_method
-from harness.results import ResultStore
-from harness.suites import Cell
-from harness.training import TrainSpec, load_checkpoint, save_checkpoint, train_method
+from evbench.harness.api import Method
+from evbench.harness.costs import cost_table_rows
+from evbench.harness.devices.modeled import is_modeled_device
+from evbench.harness.env import fingerprint
+from evbench.harness.measure import decision_histograms, evaluate, profile, trace_stats
+from evbench.harness.metrics import accuracy_report
+from evbench.harness.registry import create_method
+from evbench.harness.results import ResultStore
+from evbench.harness.suites import Cell
+from evbench.harness.training import TrainSpec, load_checkpoint, save_checkpoint, train_method
 
 __all__ = ["SerialExecutor", "RunContext", "measure_cell", "run_cells"]
 
@@ -93,7 +93,7 @@ class RunContext:
 
     def dataset(self, source: str, *, split: str, frames: int, size: int, train: bool) -> Any:
         """Open (memoised) ``source`` for ``split`` sampled at ``frames`` × ``size`` px."""
-        from harness.data import open_dataset
+        from evbench.harness.data import open_dataset
 
         key = (source, split, frames, size, train)
         if source.endswith(".npz"):
@@ -113,8 +113,8 @@ def decode_times(dataset: Any) -> list[dict[str, Any]]:
         of ``decode_ms`` for a file that fails), ``decode_ms`` in ms of PyAV /
         JPEG decoding of the sampled frames only (no resize or normalisation).
     """
-    from harness.data import decode_frames
-    from harness.timing import Stopwatch
+    from evbench.harness.data import decode_frames
+    from evbench.harness.timing import Stopwatch
 
     out: list[dict[str, Any]] = []
     for i, entry in enumerate(dataset.entries):
@@ -212,7 +212,7 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     method.to(run_device).eval()
     torch_method, on_ort = method, cell.backend == "onnxruntime" and not modeled
     if on_ort:
-        from harness.onnx_backend import backend_info, to_onnxruntime
+        from evbench.harness.onnx_backend import backend_info, to_onnxruntime
 
         method = to_onnxruntime(method.cpu())
         row["backend_detail"] = backend_info(method)
@@ -247,7 +247,7 @@ def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
                        offline=bool(m["offline"]), offline_batches=tuple(m["offline_batches"]),
                        count_executed=not on_ort)
         if on_ort:
-            from harness.onnx_backend import max_abs_logit_diff
+            from evbench.harness.onnx_backend import max_abs_logit_diff
 
             row.update(max_abs_logit_diff(torch_method, method, clips, knobs=cell.knobs))
         lat = prof["latency"]
@@ -295,9 +295,9 @@ def _modeled_latency(method: Method, traces: list, cell: Cell, row: dict[str, An
     """Latency columns of a modeled device from every evaluated video's trace (``modeled: true``).
 
     Accuracy and GMACs are device-independent and were measured on the CPU;
-    only the latency is the roofline model's (:func:`harness.devices.modeled.model_latency`).
+    only the latency is the roofline model's (:func:`evbench.harness.devices.modeled.model_latency`).
     """
-    from harness.devices.modeled import model_latency
+    from evbench.harness.devices.modeled import model_latency
 
     mod = model_latency(method, traces, device=cell.device, backend=cell.backend)
     lat = mod["latency_ms"]

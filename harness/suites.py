@@ -153,7 +153,7 @@ class Suite:
             device: Device of every cell.
             backend: Execution backend of every cell: ``"torch"`` (eager) or
                 ``"onnxruntime"`` (costed modules in ONNX Runtime, see
-                :mod:`harness.onnx_backend`).
+                :mod:`evbench.harness.onnx_backend`).
             methods: Keep only these method names (others dropped); names not in
                 the suite are added with their ``lite`` configuration.
             knob_sweeps: Method name -> knob settings, for ``knobs = "sweep"``

@@ -357,7 +357,7 @@ def measure_latency(
         max_queries: Optional cap on the number of queries (>= min_queries).
         clock: Nanosecond clock used for the loop limits and (on CPU) the
             per-query samples; default ``time.perf_counter_ns``.
-        energy_meter: Optional :class:`harness.devices.energy.EnergyMeter`,
+        energy_meter: Optional :class:`evbench.harness.devices.energy.EnergyMeter`,
             started after the warm-up and stopped after the last timed query;
             its joules ÷ queries become ``energy_j_per_query`` (J per clip).
 
@@ -507,7 +507,7 @@ def measure_offline_fps(
       caching allocator is emptied.
     * ``"memory_limit"`` — ``max_memory_mb`` is given and the warm-up call's
       peak exceeded it (peak CUDA allocation on CUDA, peak process RSS on
-      CPU, MiB, from :class:`harness.memory.PeakMemory`); that batch size is
+      CPU, MiB, from :class:`evbench.harness.memory.PeakMemory`); that batch size is
       excluded.
     * ``"plateau"`` — :data:`OFFLINE_PATIENCE` (2) consecutive batch sizes did
       not raise the best throughput so far by more than
@@ -555,7 +555,7 @@ def measure_offline_fps(
             size ran out of memory (the original error is re-raised; nothing
             was measured). Non-OOM errors from ``run_batch`` always propagate.
     """
-    from harness.memory import PeakMemory  # local: memory imports nothing from here
+    from evbench.harness.memory import PeakMemory  # local: memory imports nothing from here
 
     sizes = sorted({int(b) for b in batch_sizes})
     if not sizes or sizes[0] < 1:

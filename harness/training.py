@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from harness.api import Method
+from evbench.harness.api import Method
 
 __all__ = ["TrainSpec", "TrainReport", "train_method", "save_checkpoint", "load_checkpoint", "iterate_batches", "seed_everything"]
 

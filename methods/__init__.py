@@ -1,6 +1,6 @@
 """Measured methods: one module each. Importing this package registers them all."""
 
-from methods import (  # noqa: F401  (imported for their @register_method side effect)
+from evbench.methods import (  # noqa: F401  (imported for their @register_method side effect)
     arnet,
     dyngrid,
     frameexit,

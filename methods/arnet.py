@@ -81,25 +81,24 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import nn
-from torch.nn import functional as F
-
-from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
-from harness.registry import register_method
-from methods.checkpoints import (
+from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
+from evbench.harness.registry import register_method
+from evbench.methods.checkpoints import (
     CheckpointError,
     load_converted,
     read_state_dict,
     rename_keys,
     strip_prefix,
 )
-from methods.common import (
+from evbench.methods.common import (
     FEATURE_CONFIG,
     FeatureEncoder,
     PixelEncoder,
     lstm_cell_entry,
 )
-from methods.policy import RecurrentPolicy, gumbel_straight_through, gumbel_tau
+from evbench.methods.policy import RecurrentPolicy, gumbel_straight_through, gumbel_tau
+from torch import nn
+from torch.nn import functional as F
 
 __all__ = [
     "ARNet", "ARNetFeatures", "build_arnet", "load_official_arnet", "flat_to_torchvision_mobilenet_v2",
@@ -490,7 +489,7 @@ class ARNet(_ARNetBase):
                    "branch runs per frame, frames grouped per branch across the batch; skipped frames run nothing. "
                    "All frames skipped: logits = lite_fc(final policy state) (official: zeros). Skipped frames "
                    "also freeze the LSTM cell state (official keeps updating cx). Random initialisation "
-                   "(no ImageNet download); load official weights with methods.arnet.load_official_arnet."
+                   "(no ImageNet download); load official weights with evbench.methods.arnet.load_official_arnet."
                    + ("" if warmup_all_frames and joint_backbones else
                       " CPU budget: branch backbones fixed in the joint stage, warm-up on a random share of "
                       "frames per branch; efficiency term rescaled so the largest action costs 4.11 GMACs.")),
@@ -514,7 +513,7 @@ class ARNet(_ARNetBase):
         return entries
 
     def _action_costs(self) -> torch.Tensor:
-        from harness.costs import cost_table
+        from evbench.harness.costs import cost_table
 
         table = cost_table(self)
         g = [table[br.cost_entry().key] + table[(f"heads.{i}", (br.dim,))] for i, br in enumerate(self.branches)]
@@ -827,7 +826,7 @@ class ARNetFeatures(_ARNetBase):
         return entries
 
     def _action_costs(self) -> torch.Tensor:
-        from harness.costs import cost_table
+        from evbench.harness.costs import cost_table
 
         table = cost_table(self)
         d = self.encoder.dim

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from evbench.harness.api import CostEntry, TraceStep
+from evbench.methods.backbones import build_backbone, feature_dim
 from torch import nn
-
-from harness.api import CostEntry, TraceStep
-from methods.backbones import build_backbone, feature_dim
 
 VGG16_FIVE_CROP_GMACS = 5 * 15.47
 VGG16_SOURCE = "VGG16 @224 = 15.47 GMACs, five crops averaged (../shared/data/README.md)"
@@ -37,7 +36,7 @@ class PixelEncoder(nn.Module):
     Resizing is pre-processing and is not counted in GMACs.
 
     Args:
-        backbone: A name in :data:`methods.backbones.BACKBONES`.
+        backbone: A name in :data:`evbench.methods.backbones.BACKBONES`.
         resolution: Side in px the backbone runs at.
         module_name: Attribute path of the backbone in the owning method (cost key).
     """

@@ -15,11 +15,11 @@ Design decisions the paper leaves open, and what is chosen here:
 1. **Depth axis.** The paper instantiates MSDNet and a ResNet with temporal
    shift; here a torchvision ResNet (ResNet-50 ``paper``, ResNet-10 ``lite``)
    split into three depth levels — after layer2, layer3 and layer4
-   (:func:`methods.exits.resnet_stages`, the same split as TLEE's exits) — each
+   (:func:`evbench.methods.exits.resnet_stages`, the same split as TLEE's exits) — each
    a separately costed module ``stages.{d}``.  On ``(B, T, D)`` features the
    depth axis is ``depth`` blocks of Linear + ReLU (``hidden`` wide).
 2. **Frame axis / permutation.** Frames are visited in the coarse-to-fine
-   order of :func:`methods.exits.coarse_to_fine_order` (middle, ends, then
+   order of :func:`evbench.methods.exits.coarse_to_fine_order` (middle, ends, then
    bisection — every prefix spans the clip; FrameExit's order for 10 frames);
    the paper's exact permutation is not given.
 3. **Checkpoints.** Every grid cell ``(i, d)`` is a checkpoint.  Its prediction
@@ -58,13 +58,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
-
-from harness.api import CostEntry, KnobError, KnobSpec, Method, MethodCard, Output
-from harness.registry import register_method
-from methods.backbones import build_backbone
-from methods.common import FEATURE_CONFIG, make_encoder
-from methods.exits import (
+from evbench.harness.api import CostEntry, KnobError, KnobSpec, Method, MethodCard, Output
+from evbench.harness.registry import register_method
+from evbench.methods.backbones import build_backbone
+from evbench.methods.common import FEATURE_CONFIG, make_encoder
+from evbench.methods.exits import (
     ActiveSet,
     TraceRecorder,
     check_clip,
@@ -77,6 +75,7 @@ from methods.exits import (
     select_rows,
     stage_shapes,
 )
+from torch import nn
 
 __all__ = ["DynGrid", "CheckpointHead", "grid_route", "ROUTES", "build_dyngrid", "CONFIGS"]
 

@@ -1,7 +1,7 @@
 """Shared pieces of the early-exit family: RSEE, TLEE, FrameExit and the dynamic-inference grid.
 
-Built once here and used by :mod:`methods.rsee`, :mod:`methods.tlee`,
-:mod:`methods.frameexit` and :mod:`methods.dyngrid`:
+Built once here and used by :mod:`evbench.methods.rsee`, :mod:`evbench.methods.tlee`,
+:mod:`evbench.methods.frameexit` and :mod:`evbench.methods.dyngrid`:
 
 * **Frame orders** — :func:`coarse_to_fine_order` (FrameExit, Ghodrati et al.
   CVPR 2021, Algorithm 1: the middle frame, then both ends, then recursive
@@ -24,7 +24,7 @@ Built once here and used by :mod:`methods.rsee`, :mod:`methods.tlee`,
   :class:`MultiLayerPerceptron` (the shared ``mlp``: Linear + BatchNorm1d + ReLU).
 * **Realised savings** — :class:`ActiveSet` keeps only the samples that have
   not exited (``index_select``), :class:`TraceRecorder` writes the per-sample
-  :class:`~harness.api.TraceStep` lists, and :func:`resize_frames` derives the
+  :class:`~evbench.harness.api.TraceStep` lists, and :func:`resize_frames` derives the
   lower resolutions (pre-processing, never counted).
 * **Honest FPS** — :func:`honest_fps` separates frames *processed* per second
   from frames *covered* per second (TLEE's ``time_test.py`` reports the latter
@@ -39,9 +39,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+from evbench.harness.api import CostEntry, TraceStep
 from torch import nn
-
-from harness.api import CostEntry, TraceStep
 
 __all__ = [
     "FRAMEEXIT_ORDER_10",
@@ -448,7 +447,7 @@ def select_rows(keep: torch.Tensor | None, *tensors: Any) -> tuple[Any, ...]:
 
 
 class TraceRecorder:
-    """Per-sample :class:`~harness.api.TraceStep` lists, in execution order.
+    """Per-sample :class:`~evbench.harness.api.TraceStep` lists, in execution order.
 
     Args:
         batch: B.

@@ -8,11 +8,11 @@ Official (inference-only) code: https://github.com/Qualcomm-AI-research/FrameExi
 ``config/activitynet_inference_2d.yml``).  Reimplemented here, not copied.
 
 Inference: frames in the coarse-to-fine order ``[5, 0, 9, 2, 7, 4, 6, 3, 8, 1]``
-(:func:`methods.exits.coarse_to_fine_order`).  Each frame: ResNet-50 (pooled
+(:func:`evbench.methods.exits.coarse_to_fine_order`).  Each frame: ResNet-50 (pooled
 2048-d) → MLP 2048 → 4096 (Linear, BatchNorm1d, ReLU) → element-wise max with
 the accumulated feature (feature reuse) → ``z_t``.  Frame 0 exits when the
 max softmax of ``classifiers.0`` > ``first_threshold`` (0.99); frame ``t`` in
-1…T−2 asks gate ``exit_selector.{t−1}`` (:class:`methods.exits.ExitingGate`)
+1…T−2 asks gate ``exit_selector.{t−1}`` (:class:`evbench.methods.exits.ExitingGate`)
 on [``z_t``, ``z_{t−1}``]; the last frame always exits.  The prediction at
 exit ``t`` is ``classifiers.{t}(z_t)`` — one classifier and one gate per time
 step; classifiers of frames that do not exit are not run (as officially).
@@ -22,7 +22,7 @@ The released gates output the probability of *continuing*
 probability is ``sigmoid(−logit)`` and the ``threshold`` knob (the gate
 threshold, default 0.5) exits when it is ``> threshold`` — exactly the
 official rule at 0.5; raising it can only postpone exits (monotone GMACs).
-TLEE (:mod:`methods.tlee`) builds on this with layer exits, a single shared
+TLEE (:mod:`evbench.methods.tlee`) builds on this with layer exits, a single shared
 classifier and a smaller gate.
 
 Training (the repository releases no training code; the paper's loss is a
@@ -50,15 +50,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
-
-from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output
-from harness.registry import register_method
-from methods.backbones import build_backbone
-from methods.backbones import feature_dim as backbone_dim
-from methods.checkpoints import CheckpointError, load_converted, read_state_dict, strip_prefix
-from methods.common import FEATURE_CONFIG, make_encoder
-from methods.exits import (
+from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output
+from evbench.harness.registry import register_method
+from evbench.methods.backbones import build_backbone
+from evbench.methods.backbones import feature_dim as backbone_dim
+from evbench.methods.checkpoints import (
+    CheckpointError,
+    load_converted,
+    read_state_dict,
+    strip_prefix,
+)
+from evbench.methods.common import FEATURE_CONFIG, make_encoder
+from evbench.methods.exits import (
     ActiveSet,
     ExitingGate,
     MultiLayerPerceptron,
@@ -72,6 +75,7 @@ from methods.exits import (
     running_max,
     select_rows,
 )
+from torch import nn
 
 __all__ = ["FrameExit", "build_frameexit", "convert_official_frameexit", "load_official_frameexit", "CONFIGS"]
 

@@ -64,19 +64,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch import nn
-from torch.nn import functional as F
-
-from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
-from harness.registry import register_method
-from methods.arnet import run_chunked
-from methods.checkpoints import load_converted, read_state_dict, rename_keys, strip_prefix
-from methods.common import (
+from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
+from evbench.harness.registry import register_method
+from evbench.methods.arnet import run_chunked
+from evbench.methods.checkpoints import load_converted, read_state_dict, rename_keys, strip_prefix
+from evbench.methods.common import (
     FEATURE_CONFIG,
     FeatureEncoder,
     PixelEncoder,
     lstm_cell_entry,
 )
+from torch import nn
+from torch.nn import functional as F
 
 __all__ = ["LiteEval", "LiteEvalFeatures", "LiteEvalCore", "build_liteeval", "load_official_liteeval", "CONFIGS"]
 

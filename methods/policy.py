@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
+from evbench.harness.api import CostEntry, TraceStep
+from evbench.methods.common import PixelEncoder, lstm_cell_entry
 from torch import nn
-
-from harness.api import CostEntry, TraceStep
-from methods.common import PixelEncoder, lstm_cell_entry
 
 __all__ = ["RecurrentPolicy", "gumbel_tau", "gumbel_straight_through"]
 

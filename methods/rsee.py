@@ -13,7 +13,7 @@ Per frame ``t`` in temporal order (10 frames in the paper):
 
 1. **Resolution selector** — a lite MobileNetV2 on the 84 px frame → an
    ``LSTMCell(1280 → 512)`` → a linear layer to one logit per resolution
-   (:class:`methods.policy.RecurrentPolicy`).  Inference takes the arg-max
+   (:class:`evbench.methods.policy.RecurrentPolicy`).  Inference takes the arg-max
    (plus the ``policy_bias`` knob).  **Departure:** the official test path
    (``test.sh``: ``--init_tau 0.000001``) still calls
    ``F.gumbel_softmax(log p, tau, hard=True)``, i.e. ``argmax(log p + Gumbel
@@ -21,7 +21,7 @@ Per frame ``t`` in temporal order (10 frames in the paper):
    decision is deterministic.
 2. **Backbone** — one ResNet-50 whose convolutions are shared across
    224/168/112/84 px and whose BatchNorms are private to each resolution
-   (:class:`methods.resnet_multibn.MultiBNResNet`), with the official 2048 →
+   (:class:`evbench.methods.resnet_multibn.MultiBNResNet`), with the official 2048 →
    2048 ``fc``; only the chosen resolution runs (the official code does the
    same at test, ``spec=chosen_reso``).
 3. **Aggregator** (official ``BLSTM_IRTENet``, ``--blstm``) — an
@@ -46,7 +46,7 @@ Training (the official scripts, two stages, ``card.stages``):
   policy (``combine_logits``), loss = 0.95·Σ_t CE(new_fc(h_t)) +
   0.05·Σ_k mean(r_k)·GMACs_k (``cal_eff`` with ``--use_gflops_loss``; GMACs
   from this method's cost table, fvcore, instead of the official thop table);
-  τ = 5·exp(−0.045·epoch) (:func:`methods.policy.gumbel_tau`).  **Departure:**
+  τ = 5·exp(−0.045·epoch) (:func:`evbench.methods.policy.gumbel_tau`).  **Departure:**
   the frozen backbone runs in eval mode (the official ``--npb`` run leaves its
   BatchNorm statistics updating although its weights are frozen).
 
@@ -79,19 +79,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
-
-from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output
-from harness.registry import register_method
-from methods.checkpoints import (
+from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output
+from evbench.harness.registry import register_method
+from evbench.methods.checkpoints import (
     CheckpointError,
     load_converted,
     read_state_dict,
     rename_keys,
     strip_prefix,
 )
-from methods.common import FEATURE_CONFIG, lstm_cell_entry, make_encoder
-from methods.exits import (
+from evbench.methods.common import FEATURE_CONFIG, lstm_cell_entry, make_encoder
+from evbench.methods.exits import (
     ActiveSet,
     TraceRecorder,
     check_clip,
@@ -100,8 +98,9 @@ from methods.exits import (
     resize_frames,
     select_rows,
 )
-from methods.policy import RecurrentPolicy, gumbel_straight_through, gumbel_tau
-from methods.resnet_multibn import MultiBNResNet
+from evbench.methods.policy import RecurrentPolicy, gumbel_straight_through, gumbel_tau
+from evbench.methods.resnet_multibn import MultiBNResNet
+from torch import nn
 
 __all__ = ["RSEE", "ProjectedLSTMAggregator", "build_rsee", "convert_official_rsee", "load_official_rsee", "CONFIGS"]
 
@@ -386,7 +385,7 @@ class RSEE(Method):
 
     def resolution_gmacs(self) -> list[float]:
         """Backbone GMACs per resolution (cost table, fvcore), highest resolution first."""
-        from harness.costs import cost_table
+        from evbench.harness.costs import cost_table
 
         table = cost_table(self)
         return [table[("backbone", (3, r, r))] for r in self.resolutions]

@@ -12,9 +12,9 @@ here, not copied.
 
 Inference (``test_fine`` / ``time_test.py``, batch 1 there, any batch here):
 frames are visited in the FrameExit order ``[5, 0, 9, 2, 7, 4, 6, 3, 8, 1]``
-(:func:`methods.exits.coarse_to_fine_order`).  Each frame runs ResNet-50 stage
+(:func:`evbench.methods.exits.coarse_to_fine_order`).  Each frame runs ResNet-50 stage
 by stage; after layer2 and layer3 an exit branch
-(:class:`methods.exits.MixedPoolBranch`) and after layer4 the pooled feature
+(:class:`evbench.methods.exits.MixedPoolBranch`) and after layer4 the pooled feature
 give a 2048-d vector → the shared MLP (2048 → 4096) → element-wise max with
 the accumulated feature of the previous exit (feature reuse; none on the first
 frame) → ``z``.  At every exit point, in this order:
@@ -22,7 +22,7 @@ frame) → ``z``.  At every exit point, in this order:
 1. **temporal exit** of the whole video — first frame: max softmax of the
    shared classifier on ``z`` > ``first_threshold`` (0.99); last frame: always
    (at its *first* exit point, after layer2, as the official code does);
-   otherwise the gate (:class:`methods.exits.GateModule`) on [``z``, previous
+   otherwise the gate (:class:`evbench.methods.exits.GateModule`) on [``z``, previous
    accumulated feature] exits when ``sigmoid ≥ threshold`` (0.5);
 2. **layer exit** of this frame (exits after layer2/layer3 only): max softmax
    of the classifier on ``z`` > ``layer_threshold`` (0.8) stops this frame and
@@ -73,7 +73,7 @@ video`` — the 10 frames of a clip count as processed even when the video
 exits after one — and times CUDA with ``time.time()`` and no
 synchronisation.  Here each sample's decisions carry ``frames_processed`` (frames
 on which a stage ran) and ``frames_covered`` (T), and
-:func:`methods.exits.honest_fps` turns a latency into both rates; the
+:func:`evbench.methods.exits.honest_fps` turns a latency into both rates; the
 harness's ``frames_used`` is the processed count.
 
 The ``features`` configuration runs TLEE's temporal part on ``(B, T, D)``
@@ -88,20 +88,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
-
-from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output
-from harness.registry import register_method
-from methods.backbones import build_backbone
-from methods.checkpoints import (
+from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output
+from evbench.harness.registry import register_method
+from evbench.methods.backbones import build_backbone
+from evbench.methods.checkpoints import (
     CheckpointError,
     load_converted,
     read_state_dict,
     rename_keys,
     strip_prefix,
 )
-from methods.common import FEATURE_CONFIG, make_encoder
-from methods.exits import (
+from evbench.methods.common import FEATURE_CONFIG, make_encoder
+from evbench.methods.exits import (
     ActiveSet,
     GateModule,
     MixedPoolBranch,
@@ -118,6 +116,7 @@ from methods.exits import (
     select_rows,
     stage_shapes,
 )
+from torch import nn
 
 __all__ = ["TLEE", "build_tlee", "convert_official_tlee", "load_official_tlee", "CONFIGS", "LAYER_NAMES"]
 
@@ -385,7 +384,7 @@ class TLEE(Method):
         """
         if self.input_kind != "pixels":
             raise ValueError("cumulative exit costs exist for the pixel model only")
-        from harness.costs import cost_table
+        from evbench.harness.costs import cost_table
 
         tab = cost_table(self)
         head = tab[("mlp", (self.dim,))] + tab[("classifier", (self.mlp_dim,))] + tab[("gate", (self.mlp_dim,))]

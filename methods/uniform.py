@@ -24,16 +24,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
-
-from harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
-from harness.registry import register_method
-from methods.common import (
+from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output, TraceStep
+from evbench.harness.registry import register_method
+from evbench.methods.common import (
     FEATURE_CONFIG,
     evenly_spaced,
     lstm_cell_entry,
     make_encoder,
 )
+from torch import nn
 
 TSN_PAPER = ('L. Wang, Y. Xiong, Z. Wang, Y. Qiao, D. Lin, X. Tang, L. Van Gool, "Temporal Segment Networks: '
              'Towards Good Practices for Deep Action Recognition", ECCV 2016')

@@ -1,6 +1,6 @@
 """Reading the loosely typed columns of a results table (shared by plots and HTML).
 
-Rows come from ``harness.results.load``: JSON values, so a column may hold
+Rows come from ``evbench.harness.results.load``: JSON values, so a column may hold
 ``None``/NaN, booleans stored as strings, dicts stored as JSON strings, and so
 on.  The helpers here turn such cells into plain Python values without ever
 raising on odd input, because a report must render whatever a run stored.

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports._fields import is_missing
-from reports.format import MISSING, format_number
+from evbench.reports._fields import is_missing
+from evbench.reports.format import MISSING, format_number
 
 __all__ = ["CSS", "NOT_MEASURED", "attr", "esc", "html_table", "num_col", "num_td", "slug", "td"]
 

@@ -1,9 +1,9 @@
 """HTML section: stored verdicts of published claims (``evbench claims --out RUN``).
 
 Reads only ``RUN/claims.jsonl`` (rows written by
-:func:`harness.claims.append_rows`; the last stored row per claim id is
+:func:`evbench.harness.claims.append_rows`; the last stored row per claim id is
 shown); it never measures anything.  Every string from the file is escaped
-with :func:`reports._markup.esc` (through :func:`reports._markup.td`).
+with :func:`evbench.reports._markup.esc` (through :func:`evbench.reports._markup.td`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from harness.claims import CLAIMS_FILE, VERDICTS, load_claim_rows
-from reports._markup import esc, html_table, td
+from evbench.harness.claims import CLAIMS_FILE, VERDICTS, load_claim_rows
+from evbench.reports._markup import esc, html_table, td
 
 __all__ = ["find_claims", "render_claims", "claims_section"]
 
@@ -35,7 +34,7 @@ def find_claims(results: str | os.PathLike[str] | pd.DataFrame) -> Path | None:
     """The ``claims.jsonl`` of a run directory, or None.
 
     Args:
-        results: What :func:`reports.html.write_report` was given: a run
+        results: What :func:`evbench.reports.html.write_report` was given: a run
             directory, a ``results.jsonl`` path (its folder is searched) or a
             DataFrame (the folders named in its ``run`` column are searched).
 
@@ -81,7 +80,7 @@ def render_claims(rows: Sequence[Mapping[str, Any]], *, source: str = "") -> str
     """The HTML section for stored claim verdicts.
 
     Args:
-        rows: Verdict rows (``harness.claims.judge`` dicts as stored).
+        rows: Verdict rows (``evbench.harness.claims.judge`` dicts as stored).
         source: File the rows came from, shown under the heading.
 
     Returns:
@@ -139,7 +138,7 @@ def claims_section(results: str | os.PathLike[str] | pd.DataFrame) -> str:
     """The claims section of a run's report, or ``""`` when the run holds no ``claims.jsonl``.
 
     Args:
-        results: What :func:`reports.html.write_report` was given.
+        results: What :func:`evbench.reports.html.write_report` was given.
 
     Returns:
         HTML (see :func:`render_claims`).

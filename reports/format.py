@@ -1,6 +1,6 @@
 """Units and number formatting for report tables (plain text, no HTML).
 
-The stored unit of every numeric column is ``harness.results.UNITS``; this
+The stored unit of every numeric column is ``evbench.harness.results.UNITS``; this
 module decides how a number in that unit is *shown*: accuracies (stored as
 fractions 0-1) as percentages with two decimals, GMACs with three significant
 digits, milliseconds with two decimals, counts as integers.  A missing value is
@@ -13,8 +13,7 @@ import math
 from typing import Any
 
 import pandas as pd
-
-from harness.results import UNITS
+from evbench.harness.results import UNITS
 
 __all__ = [
     "MISSING",
@@ -43,7 +42,7 @@ _NOT_MEASURES = {"run", "cell_id"}
 
 
 def stored_unit(column: str) -> str:
-    """The stored unit of ``column`` as declared in ``harness.results.UNITS``.
+    """The stored unit of ``column`` as declared in ``evbench.harness.results.UNITS``.
 
     Args:
         column: Column name.
@@ -51,7 +50,7 @@ def stored_unit(column: str) -> str:
     Returns:
         The declared unit text, or a note that none is declared.
     """
-    return UNITS.get(column, "unit not declared in harness.results.UNITS")
+    return UNITS.get(column, "unit not declared in evbench.harness.results.UNITS")
 
 
 def is_fraction(column: str) -> bool:
@@ -226,7 +225,7 @@ def numeric_columns(df: pd.DataFrame) -> list[str]:
 
     A column counts when it holds at least one number (booleans excluded) and is
     not an environment field (``env_*``).  Columns declared in
-    ``harness.results.UNITS`` come first in that order, then the rest sorted.
+    ``evbench.harness.results.UNITS`` come first in that order, then the rest sorted.
 
     Args:
         df: Results table.

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from harness.results import load
-from reports._fields import (
+from evbench.harness.results import load
+from evbench.reports._fields import (
     cell_name,
     is_missing,
     ok_rows,
@@ -32,9 +31,9 @@ from reports._fields import (
     truthy,
     truthy_column,
 )
-from reports._markup import CSS, NOT_MEASURED, esc, html_table, num_col, num_td, slug, td
-from reports.claims import claims_section, find_claims
-from reports.format import (
+from evbench.reports._markup import CSS, NOT_MEASURED, esc, html_table, num_col, num_td, slug, td
+from evbench.reports.claims import claims_section, find_claims
+from evbench.reports.format import (
     MISSING,
     display_unit,
     format_number,
@@ -42,10 +41,10 @@ from reports.format import (
     shown_as,
     stored_unit,
 )
-from reports.modeled import find_validation, modeled_section
-from reports.pareto import pareto_frontier
-from reports.plots import plot_histograms, plot_pareto
-from reports.sections import (
+from evbench.reports.modeled import find_validation, modeled_section
+from evbench.reports.pareto import pareto_frontier
+from evbench.reports.plots import plot_histograms, plot_pareto
+from evbench.reports.sections import (
     ID_COLUMNS,
     data_errors_frame,
     decode_section,
@@ -369,7 +368,7 @@ def write_report(
 
     Args:
         results: A run directory / ``results.jsonl`` / folder of runs (read with
-            ``harness.results.load``), or an already loaded DataFrame.
+            ``evbench.harness.results.load``), or an already loaded DataFrame.
         out_dir: Folder for ``index.html``, figures and CSVs (created).
         title: Page title.
 

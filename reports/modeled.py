@@ -1,9 +1,9 @@
 """HTML section: validation of the modeled-device roofline on a CPU that was attached.
 
 Reads only the stored validation file written by ``evbench model-validate``
-(``cpu-validation.json``, see :func:`harness.devices.modeled.validate_cpu`);
+(``cpu-validation.json``, see :func:`evbench.harness.devices.modeled.validate_cpu`);
 it never runs a model.  Every string from the file is escaped with
-:func:`reports._markup.esc`.
+:func:`evbench.reports._markup.esc`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from reports._markup import esc, html_table, td
+from evbench.reports._markup import esc, html_table, td
 
 __all__ = ["VALIDATION_FILES", "find_validation", "render_validation", "modeled_section"]
 
@@ -27,7 +26,7 @@ def find_validation(results: str | os.PathLike[str] | pd.DataFrame) -> Path | No
     """The modeled-validation file of a run directory, or None.
 
     Args:
-        results: What :func:`reports.html.write_report` was given: a run
+        results: What :func:`evbench.reports.html.write_report` was given: a run
             directory, a ``results.jsonl`` path (its folder is searched) or a
             DataFrame (no file: None).
 

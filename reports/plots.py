@@ -14,14 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-from harness.results import UNITS
-from reports._fields import (
+from evbench.harness.results import UNITS
+from evbench.reports._fields import (
     cell_name,
     is_missing,
     ok_rows,
@@ -30,7 +24,12 @@ from reports._fields import (
     text_column,
     truthy_column,
 )
-from reports.pareto import pareto_frontier
+from evbench.reports.pareto import pareto_frontier
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 __all__ = ["plot_histograms", "plot_pareto"]
 
@@ -102,7 +101,7 @@ def plot_pareto(
         ylabel: Y axis label.
         logx: Logarithmic x axis.
         percent: Multiply quality by 100 for display; ``None`` decides from
-            ``harness.results.UNITS`` (fractions are shown as percent).
+            ``evbench.harness.results.UNITS`` (fractions are shown as percent).
 
     Returns:
         The written ``[png, svg]`` paths.  With no drawable point the figure

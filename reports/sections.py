@@ -11,9 +11,8 @@ import re
 from typing import Any
 
 import pandas as pd
-
-from harness.results import UNITS
-from reports._fields import (
+from evbench.harness.results import UNITS
+from evbench.reports._fields import (
     cell_name,
     is_missing,
     parse_records,
@@ -21,8 +20,8 @@ from reports._fields import (
     truthy,
     truthy_column,
 )
-from reports._markup import NOT_MEASURED, esc, html_table, num_td, td
-from reports.format import MISSING, display_unit, numeric_columns, shown_as, stored_unit
+from evbench.reports._markup import NOT_MEASURED, esc, html_table, num_td, td
+from evbench.reports.format import MISSING, display_unit, numeric_columns, shown_as, stored_unit
 
 __all__ = [
     "ID_COLUMNS",
@@ -269,7 +268,7 @@ def measurements_section(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         table,
         '<h3 id="units">Units</h3>',
         html_table(
-            ["column", "shown unit", "stored unit (harness.results.UNITS)", "shown as"], legend_rows
+            ["column", "shown unit", "stored unit (evbench.harness.results.UNITS)", "shown as"], legend_rows
         ),
     ]
     if unmeasured:

@@ -11,7 +11,7 @@ import torch
 @pytest.fixture(scope="session")
 def tiny_generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SYNTHETIC generated dataset (2 classes x 4 videos, 16 frames, 64 px) in UCF101 layout."""
-    from harness.data import generate_dataset
+    from evbench.harness.data import generate_dataset
 
     root = tmp_path_factory.mktemp("gen") / "tiny"
     generate_dataset(root, seed=0, num_classes=2, videos_per_class=4, num_frames=16, size=64)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from harness.api import Method, Output
-from harness.costs import cost_table, executed_gmacs, trace_gmacs
+from evbench.harness.api import Method, Output
+from evbench.harness.costs import cost_table, executed_gmacs, trace_gmacs
 
 
 def run(method: Method, x: torch.Tensor, knobs: dict[str, Any] | None = None,

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from evbench.harness.agent import AGENT_FILES, AGENT_SCRIPT, write_agent
+from evbench.harness.results import load
 from torch import nn
-
-from harness.agent import AGENT_FILES, AGENT_SCRIPT, write_agent
-from harness.results import load
 
 AGENT_SOURCES = [AGENT_FILES[AGENT_SCRIPT], AGENT_FILES["jetson.py"]]
 ALLOWED_IMPORTS = {
     "argparse", "hashlib", "json", "math", "os", "platform", "socket", "sys", "time", "traceback", "typing",
-    "numpy", "onnxruntime", "jetson", "harness", "glob", "re", "shutil", "subprocess", "threading", "jtop",
+    "numpy", "onnxruntime", "jetson", "evbench", "glob", "re", "shutil", "subprocess", "threading", "jtop",
 }
 
 
@@ -165,7 +164,7 @@ def test_agent_replays_bundle_and_row_loads_and_renders(bundle: Path, tmp_path: 
     assert row["latency_setup"]["min_queries"] == 4 and row["latency_setup"]["warmup_runs"] == 1
     assert row["bundle"]["schedules"] == 2 and len(row["latency_per_schedule_mean_ms"]) == 2
 
-    from reports.html import write_report
+    from evbench.reports.html import write_report
 
     index = write_report(out, out / "report")
     html = Path(index).read_text() if Path(index).is_file() else (out / "report" / "index.html").read_text()
@@ -204,7 +203,7 @@ def test_agent_on_fake_jetson_measures_rail_energy(bundle: Path, tmp_path: Path)
     assert jet["l4t_release"] == "R32.7.1" and jet["total_rail"] == "POM_5V_IN"
     assert jet["power_mode"] is None  # no nvpmodel on this machine: not read, not guessed
 
-    from reports.html import write_report
+    from evbench.reports.html import write_report
 
     write_report(out, out / "report")
     assert "Jetson Nano" in (out / "report" / "index.html").read_text()

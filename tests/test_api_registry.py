@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
-
-from harness.api import KnobError, Output, TraceStep
-from harness.registry import UnknownMethodError, create_method, list_methods, method_configs
+from evbench.harness.api import KnobError, Output, TraceStep
+from evbench.harness.registry import UnknownMethodError, create_method, list_methods, method_configs
 
 
 def test_every_method_has_paper_lite_and_a_complete_card():

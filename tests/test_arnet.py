@@ -8,15 +8,14 @@ import re
 import pytest
 import torch
 import torchvision
+from evbench.harness.api import KnobError
+from evbench.harness.costs import cost_table, executed_gmacs, trace_gmacs
+from evbench.harness.registry import create_method, list_methods, method_configs
+from evbench.methods.arnet import ARNet, flat_to_torchvision_mobilenet_v2, load_official_arnet
+from evbench.methods.checkpoints import CheckpointError
+from evbench.methods.policy import gumbel_tau
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
-
-from harness.api import KnobError
-from harness.costs import cost_table, executed_gmacs, trace_gmacs
-from harness.registry import create_method, list_methods, method_configs
-from methods.arnet import ARNet, flat_to_torchvision_mobilenet_v2, load_official_arnet
-from methods.checkpoints import CheckpointError
-from methods.policy import gumbel_tau
 
 T = 8
 TINY = {"resolutions": [32, 24, 16], "policy_resolution": 12, "frames": T}

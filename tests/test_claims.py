@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from harness.claims import (
+from evbench.harness.claims import (
     MEASUREMENT_KINDS,
     VERDICTS,
     Claim,
@@ -175,7 +174,7 @@ def test_malformed_registry_without_id_or_toml() -> None:
 
 
 def test_cli_reports_malformed_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from evbench.harness.cli import main
 
     bad = tmp_path / "bad.toml"
     bad.write_text(GOOD.replace('kind = "cost_table"', 'kind = "vibes"'))
@@ -194,7 +193,7 @@ def test_cost_claim_end_to_end_arnet_resnet50(registry: list[Claim]) -> None:
 
 
 def test_cli_json_liteeval(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from evbench.harness.cli import main
 
     assert main(["claims", "--json", "--paper", "liteeval"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -288,7 +287,7 @@ def test_fps_claim_needs_device_with_labelled_modeled_info() -> None:
 
 
 def _run_with(tmp_path: Path, rows: list[dict]) -> Path:
-    from harness.results import ResultStore
+    from evbench.harness.results import ResultStore
 
     store = ResultStore(tmp_path / "run")
     for i, r in enumerate(rows):
@@ -297,7 +296,7 @@ def _run_with(tmp_path: Path, rows: list[dict]) -> Path:
 
 
 def test_results_answer_accuracy_claims(registry: list[Claim], tmp_path: Path) -> None:
-    from harness.results import load
+    from evbench.harness.results import load
 
     claim = next(c for c in registry if c.id == "liteeval-activitynet-map")
     run = _run_with(tmp_path, [
@@ -317,7 +316,7 @@ def test_results_answer_accuracy_claims(registry: list[Claim], tmp_path: Path) -
 
 
 def test_results_answer_fps_claims_measured_on_the_device(registry: list[Claim], tmp_path: Path) -> None:
-    from harness.results import load
+    from evbench.harness.results import load
 
     claim = next(c for c in registry if c.id == "rsee-jetson-nano-fps-low")
     run = _run_with(tmp_path, [
@@ -352,7 +351,7 @@ def test_out_appends_rows_and_latest_wins(tmp_path: Path) -> None:
 
 
 def test_report_section_escapes_stored_text(tmp_path: Path) -> None:
-    from reports.claims import claims_section, render_claims
+    from evbench.reports.claims import claims_section, render_claims
 
     assert claims_section(tmp_path) == ""
     evil = _row(source="<script>alert(1)</script>", info={"<i>k</i>": "<img src=x>"}, needs=None)
@@ -367,7 +366,7 @@ def test_report_section_escapes_stored_text(tmp_path: Path) -> None:
 
 
 def test_html_report_includes_claims_section(tmp_path: Path) -> None:
-    from reports.html import write_report
+    from evbench.reports.html import write_report
 
     run = _run_with(tmp_path, [{"method": "uniform", "config": "lite", "dataset": "generated", "top1": 0.5,
                                 "gmacs_per_video": 1.0}])

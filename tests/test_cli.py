@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from evbench.harness.cli import main
+from evbench.harness.results import load
 from shared_data import shared_path
-
-from harness.cli import main
-from harness.results import load
 
 
 def test_methods_json_lists_names_and_cards(capsys):

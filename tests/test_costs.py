@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
-from harness.api import TraceStep
-from harness.costs import (
+from evbench.harness.api import TraceStep
+from evbench.harness.costs import (
     CostTableError,
     count_gmacs_fvcore,
     executed_gmacs,
@@ -15,7 +13,8 @@ from harness.costs import (
     ptflops_gmacs,
     trace_gmacs,
 )
-from harness.registry import create_method
+from evbench.harness.registry import create_method
+from torch import nn
 
 
 @pytest.fixture(scope="module")

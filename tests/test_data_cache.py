@@ -7,8 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
-from harness.data import FrameCache, file_fingerprint, generate_dataset, open_dataset
+from evbench.harness.data import FrameCache, file_fingerprint, generate_dataset, open_dataset
 
 
 @pytest.fixture(scope="module")

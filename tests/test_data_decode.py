@@ -6,11 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from evbench.harness.data import (
+    DataError,
+    decode_frames,
+    open_dataset,
+    probe_num_frames,
+    probe_video,
+)
+from evbench.harness.data.decode import list_frame_files
+from evbench.harness.data.generate import write_video
 from PIL import Image
-
-from harness.data import DataError, decode_frames, open_dataset, probe_num_frames, probe_video
-from harness.data.decode import list_frame_files
-from harness.data.generate import write_video
 
 
 def _frames(n: int, size: int = 64, seed: int = 0) -> np.ndarray:

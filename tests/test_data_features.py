@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from harness.data import DataError, FeatureDataset, open_dataset
+from evbench.harness.data import DataError, FeatureDataset, open_dataset
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from harness.data import (
+from evbench.harness.data import (
     DataError,
     decode_frames,
     generate_dataset,
@@ -18,9 +17,9 @@ from harness.data import (
     probe_video,
     resize_crop,
 )
-from harness.data import generate as gen_mod
-from harness.data import source as source_mod
-from harness.data.generate import fine_texture_min_resolution, read_manifest
+from evbench.harness.data import generate as gen_mod
+from evbench.harness.data import source as source_mod
+from evbench.harness.data.generate import fine_texture_min_resolution, read_manifest
 
 TINY = {"num_classes": 2, "videos_per_class": 4, "num_frames": 16, "size": 64}
 
@@ -111,7 +110,7 @@ def test_evidence_is_sparse_in_time(pair):
         for x in (v, w):
             e = x["evidence"]
             assert 2 <= e["end"] - e["start"] <= round(n * 10 / 48)
-            from harness.data import tsn_indices
+            from evbench.harness.data import tsn_indices
 
             assert any(e["start"] <= i < e["end"] for i in tsn_indices(n, t_needed, train=False))
         checked += 1

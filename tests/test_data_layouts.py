@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from evbench.harness.data import DataError, open_dataset
+from evbench.harness.data.layouts import detect_layout, list_hmdb51, list_tsn_file, list_ucf101
 from PIL import Image
-
-from harness.data import DataError, open_dataset
-from harness.data.layouts import detect_layout, list_hmdb51, list_tsn_file, list_ucf101
 
 UCF_CLASSES = ["ApplyEyeMakeup", "Archery", "HandstandPushups"]
 
@@ -229,7 +228,7 @@ def test_unknown_sources(tmp_path):
 
 
 def test_dataset_collection_expands_a_folder_of_datasets(tmp_path):
-    from harness.data.layouts import dataset_collection
+    from evbench.harness.data.layouts import dataset_collection
 
     for ds in ("a", "b"):
         (tmp_path / "coll" / ds / "Run").mkdir(parents=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from harness.data import stratified_split, tsn_indices, uniform_indices
+from evbench.harness.data import stratified_split, tsn_indices, uniform_indices
 
 
 def test_tsn_test_mode_takes_segment_centres():
@@ -76,7 +75,7 @@ def test_stratified_split_rejects_bad_fraction():
 
 
 def test_blocked_split_keeps_neighbours_together_and_is_stratified():
-    from harness.data import blocked_stratified_split
+    from evbench.harness.data import blocked_stratified_split
 
     labels = np.repeat([0, 1, 2], 10)
     ids = np.array([f"v_{i:04d}" for i in range(30)])

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from evbench.harness.data import decode_frames, open_dataset, probe_num_frames, probe_video
 from PIL import Image
-
-from harness.data import decode_frames, open_dataset, probe_num_frames, probe_video
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 pytestmark = pytest.mark.shared_data

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from harness.data import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess, resize_crop
+from evbench.harness.data import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess, resize_crop
 
 
 @pytest.mark.parametrize("size", [224, 168, 112, 84])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from evbench.harness.api import KnobError
+from evbench.harness.registry import create_method
+from evbench.methods.dyngrid import ROUTES, grid_route
+from evbench.methods.exits import online_shift
 from method_helpers import run
-
-from harness.api import KnobError
-from harness.registry import create_method
-from methods.dyngrid import ROUTES, grid_route
-from methods.exits import online_shift
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

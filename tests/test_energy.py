@@ -10,9 +10,8 @@ import types
 from pathlib import Path
 
 import pytest
-
-from harness.devices import energy
-from harness.devices.energy import (
+from evbench.harness.devices import energy
+from evbench.harness.devices.energy import (
     EnergyReading,
     JetsonRailMeter,
     NvmlMeter,
@@ -20,7 +19,7 @@ from harness.devices.energy import (
     open_meter,
     rapl_domains,
 )
-from harness.timing import measure_latency
+from evbench.harness.timing import measure_latency
 
 DATA = Path(__file__).parent / "data" / "jetson"
 

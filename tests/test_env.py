@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from harness import env
-from harness.env import fingerprint, git_commit, jetson_info
+from evbench.harness import env
+from evbench.harness.env import fingerprint, git_commit, jetson_info
 
 EXPECTED_KEYS = {
     "cpu_model",

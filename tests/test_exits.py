@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
-from methods.backbones import build_backbone
-from methods.exits import (
+from evbench.methods.backbones import build_backbone
+from evbench.methods.exits import (
     FRAMEEXIT_ORDER_10,
     ActiveSet,
     ExitingGate,
@@ -23,6 +21,7 @@ from methods.exits import (
     running_max,
     stage_shapes,
 )
+from torch import nn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from evbench.harness.costs import cost_table
+from evbench.harness.registry import create_method
+from evbench.methods.checkpoints import CheckpointError
+from evbench.methods.frameexit import convert_official_frameexit, load_official_frameexit
 from method_helpers import run
-
-from harness.costs import cost_table
-from harness.registry import create_method
-from methods.checkpoints import CheckpointError
-from methods.frameexit import convert_official_frameexit, load_official_frameexit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,8 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from harness.devices import jetson
+from evbench.harness.devices import jetson
 
 DATA = Path(__file__).parent / "data" / "jetson"
 
@@ -338,7 +337,7 @@ def test_rail_sampler_trapezoid_with_fake_clock() -> None:
 
 
 def test_env_jetson_info_delegates(tmp_path: Path) -> None:
-    from harness.env import jetson_info as env_jetson_info
+    from evbench.harness.env import jetson_info as env_jetson_info
 
     root = build_tree(tmp_path, "sysfs_orin_ina3221_hwmon.txt", model="NVIDIA Jetson Orin Nano Developer Kit",
                       release="nv_tegra_release_r36.txt")

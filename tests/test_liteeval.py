@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from evbench.harness.api import KnobError
+from evbench.harness.costs import cost_table, executed_gmacs, trace_gmacs
+from evbench.harness.registry import create_method, list_methods, method_configs
+from evbench.methods.checkpoints import CheckpointError
+from evbench.methods.liteeval import FINE, SKIP, LiteEval, load_official_liteeval
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
-
-from harness.api import KnobError
-from harness.costs import cost_table, executed_gmacs, trace_gmacs
-from harness.registry import create_method, list_methods, method_configs
-from methods.checkpoints import CheckpointError
-from methods.liteeval import FINE, SKIP, LiteEval, load_official_liteeval
 
 T = 6
 TINY = {"coarse_resolution": 16, "fine_resolution": 32, "frames": T}

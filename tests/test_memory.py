@@ -9,9 +9,8 @@ import time
 import numpy as np
 import pytest
 import torch
-
-from harness import memory
-from harness.memory import PeakMemory, process_rss_mb
+from evbench.harness import memory
+from evbench.harness.memory import PeakMemory, process_rss_mb
 
 ALLOC_MIB = 200
 # Allow for pages the allocator/kernel account differently; 200 MiB is touched.

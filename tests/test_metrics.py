@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
-from harness import metrics
-from harness.metrics import (
+from evbench.harness import metrics
+from evbench.harness.metrics import (
     accuracy_report,
     average_precision_per_class,
     bootstrap_ci,

@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from evbench.harness.devices import modeled as M
+from evbench.harness.registry import create_method
 from torch import nn
-
-from harness.devices import modeled as M
-from harness.registry import create_method
 
 PUBLISHED_RESNET50_PYTORCH_FP16_MS = 81.7  # torch2trt benchmarks/JETSON_NANO.md, row resnet50, Latency (PyTorch)
 
@@ -193,7 +192,7 @@ def test_committed_validation_is_read():
 
 
 def test_report_section_escapes_and_shows_the_table(tmp_path):
-    from reports.modeled import modeled_section, render_validation
+    from evbench.reports.modeled import modeled_section, render_validation
 
     assert modeled_section(tmp_path) == ""
     data = json.loads(M.VALIDATION_PATH.read_text())
@@ -206,7 +205,7 @@ def test_report_section_escapes_and_shows_the_table(tmp_path):
 
 
 def test_cli_has_model_validate():
-    from harness.cli import build_parser
+    from evbench.harness.cli import build_parser
 
     args = build_parser().parse_args(["model-validate", "--out", "x", "--resolution", "64"])
     assert args.func.__name__ == "cmd_model_validate" and args.resolution == 64

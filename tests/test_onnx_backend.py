@@ -6,10 +6,9 @@ import json
 
 import pytest
 import torch
-
-from harness.cli import main
-from harness.costs import cost_table
-from harness.onnx_backend import (
+from evbench.harness.cli import main
+from evbench.harness.costs import cost_table
+from evbench.harness.onnx_backend import (
     BUNDLE_FORMAT,
     OnnxBackendError,
     backend_info,
@@ -18,7 +17,7 @@ from harness.onnx_backend import (
     max_abs_logit_diff,
     to_onnxruntime,
 )
-from harness.registry import create_method, list_methods
+from evbench.harness.registry import create_method, list_methods
 
 TOL = 1e-4  # issue 5: logits match torch within 1e-4 in fp32
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from harness.results import ResultStore, load
-from reports import pareto_frontier, plot_histograms, plot_pareto, write_report
+from evbench.harness.results import ResultStore, load
+from evbench.reports import pareto_frontier, plot_histograms, plot_pareto, write_report
 
 XSS = "<script>alert(1)</script>"
 

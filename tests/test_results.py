@@ -7,8 +7,7 @@ import math
 
 import pandas as pd
 import pytest
-
-from harness.results import ResultStore, load, load_samples
+from evbench.harness.results import ResultStore, load, load_samples
 
 
 def test_append_load_roundtrip_flattens_env_and_derives_gflops(tmp_path):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from evbench.harness.costs import cost_table
+from evbench.harness.registry import create_method
+from evbench.methods.checkpoints import CheckpointError
+from evbench.methods.resnet_multibn import MultiBNResNet
+from evbench.methods.rsee import convert_official_rsee, load_official_rsee
 from method_helpers import run
-
-from harness.costs import cost_table
-from harness.registry import create_method
-from methods.checkpoints import CheckpointError
-from methods.resnet_multibn import MultiBNResNet
-from methods.rsee import convert_official_rsee, load_official_rsee
 
 RES = (48, 32, 24)
 

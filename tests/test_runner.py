@@ -6,10 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from harness import runner
-from harness.results import load, load_samples
-from harness.suites import load_suite
+from evbench.harness import runner
+from evbench.harness.results import load, load_samples
+from evbench.harness.suites import load_suite
 
 SUITE = """
 name = "tiny"

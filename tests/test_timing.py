@@ -1,4 +1,4 @@
-"""Tests for harness.timing: statistics with a fake clock, loop limits, CUDA path, FPS."""
+"""Tests for evbench.harness.timing: statistics with a fake clock, loop limits, CUDA path, FPS."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 import torch
-
-from harness import timing
-from harness.timing import (
+from evbench.harness import timing
+from evbench.harness.timing import (
     LatencyStats,
     Stopwatch,
     is_oom_error,
@@ -391,7 +390,7 @@ def test_offline_non_oom_errors_propagate() -> None:
 
 
 def test_offline_memory_limit() -> None:
-    from harness.memory import process_rss_mb
+    from evbench.harness.memory import process_rss_mb
 
     clock = FakeClock()
     limit = process_rss_mb() + 150.0

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from evbench.harness.costs import cost_table, trace_gmacs_by_role
+from evbench.harness.measure import frames_used
+from evbench.harness.registry import create_method
+from evbench.methods.checkpoints import CheckpointError
+from evbench.methods.exits import honest_fps
+from evbench.methods.tlee import convert_official_tlee, load_official_tlee
 from method_helpers import run
-
-from harness.costs import cost_table, trace_gmacs_by_role
-from harness.measure import frames_used
-from harness.registry import create_method
-from methods.checkpoints import CheckpointError
-from methods.exits import honest_fps
-from methods.tlee import convert_official_tlee, load_official_tlee
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-
-from harness.data import DataError
-from harness.registry import create_method
-from harness.training import TrainSpec, load_checkpoint, save_checkpoint, train_method
+from evbench.harness.data import DataError
+from evbench.harness.registry import create_method
+from evbench.harness.training import TrainSpec, load_checkpoint, save_checkpoint, train_method
 
 
 @dataclass

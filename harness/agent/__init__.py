@@ -2,14 +2,14 @@
 
 ``evbench_agent.py`` (this package) is a standalone script — Python 3.6
 syntax, needing only numpy, onnxruntime and the standard library plus
-:mod:`harness.devices.jetson` — for devices whose Python cannot run evbench
+:mod:`evbench.harness.devices.jetson` — for devices whose Python cannot run evbench
 itself (a Jetson Nano on JetPack 4.x has Python 3.6). :func:`write_agent`
 copies both files into an exported bundle; on the board::
 
     python3 evbench_agent.py BUNDLE_DIR --out RESULTS_DIR
 
 appends result rows to ``RESULTS_DIR/results.jsonl`` that
-:func:`harness.results.load` and ``evbench report`` read.
+:func:`evbench.harness.results.load` and ``evbench report`` read.
 """
 
 from __future__ import annotations

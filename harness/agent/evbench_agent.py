@@ -6,7 +6,7 @@
 
 Standalone: Python 3.6+, numpy, onnxruntime and the standard library, plus
 ``jetson.py`` next to it (both copied into the bundle by
-``harness.agent.write_agent``). Usage on the board::
+``evbench.harness.agent.write_agent``). Usage on the board::
 
     python3 evbench_agent.py BUNDLE_DIR --out RESULTS_DIR \\
         [--providers TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider] \\
@@ -33,7 +33,7 @@ What it does:
    power mode (``nvpmodel -q``) and clocks read before and after.
 6. Appends one row to ``RESULTS_DIR/results.jsonl`` (one ``write`` of one line
    on an ``O_APPEND`` file, then ``fsync`` — the evbench results store's
-   format), readable by ``harness.results.load`` and ``evbench report``. A
+   format), readable by ``evbench.harness.results.load`` and ``evbench report``. A
    failure appends a ``status: "failed"`` row naming the error.
 
 Exit status: 0 when the row is ``ok``, 1 when it failed, 2 on bad arguments.
@@ -58,7 +58,7 @@ if HERE not in sys.path:
 try:  # in a bundle: jetson.py sits next to this file
     import jetson  # type: ignore
 except ImportError:  # in the evbench source tree
-    from harness.devices import jetson  # type: ignore
+    from evbench.harness.devices import jetson  # type: ignore
 
 BUNDLE_FORMAT = "evbench-onnx-bundle/1"
 RESULTS_FILE = "results.jsonl"

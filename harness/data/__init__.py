@@ -3,17 +3,17 @@ feature files and the embedded generated dataset.
 
 Modules (one job each):
 
-* :mod:`~harness.data.errors` — :class:`DataError`.
-* :mod:`~harness.data.records` — :class:`Sample`, :class:`Entry`.
-* :mod:`~harness.data.sampling` — TSN / uniform frame indices, stratified splits.
-* :mod:`~harness.data.decode` — PyAV / JPEG-folder decoding and frame counting.
-* :mod:`~harness.data.transforms` — resize, centre crop, ImageNet normalisation.
-* :mod:`~harness.data.cache` — the on-disk frame cache.
-* :mod:`~harness.data.layouts` — UCF101, HMDB51, TSN lists, folder-per-class.
-* :mod:`~harness.data.datasets` — :class:`ClipDataset`, :class:`VideoDataset`.
-* :mod:`~harness.data.features` — :class:`FeatureDataset` (``.npz``).
-* :mod:`~harness.data.generate` — the generated, synthetic default dataset.
-* :mod:`~harness.data.source` — :func:`open_dataset` (source string → dataset).
+* :mod:`~evbench.harness.data.errors` — :class:`DataError`.
+* :mod:`~evbench.harness.data.records` — :class:`Sample`, :class:`Entry`.
+* :mod:`~evbench.harness.data.sampling` — TSN / uniform frame indices, stratified splits.
+* :mod:`~evbench.harness.data.decode` — PyAV / JPEG-folder decoding and frame counting.
+* :mod:`~evbench.harness.data.transforms` — resize, centre crop, ImageNet normalisation.
+* :mod:`~evbench.harness.data.cache` — the on-disk frame cache.
+* :mod:`~evbench.harness.data.layouts` — UCF101, HMDB51, TSN lists, folder-per-class.
+* :mod:`~evbench.harness.data.datasets` — :class:`ClipDataset`, :class:`VideoDataset`.
+* :mod:`~evbench.harness.data.features` — :class:`FeatureDataset` (``.npz``).
+* :mod:`~evbench.harness.data.generate` — the generated, synthetic default dataset.
+* :mod:`~evbench.harness.data.source` — :func:`open_dataset` (source string → dataset).
 """
 
 from .cache import FrameCache, default_cache_root, file_fingerprint

@@ -2,7 +2,7 @@
 
 Layout: ``<cache_dir>/<key[:2]>/<key>.npy``, each file one clip's
 ``(T, S, S, 3)`` uint8 frames (the output of
-:func:`~harness.data.transforms.resize_crop`).  The key is the SHA-1 of the
+:func:`~evbench.harness.data.transforms.resize_crop`).  The key is the SHA-1 of the
 file's *content fingerprint* together with the frame indices, ``size``,
 ``scale_size``, ``crop_size`` and the cache format version, so renaming or
 moving a video keeps its entries valid, and editing it invalidates them.

@@ -3,7 +3,7 @@
 A dataset knows its samples and labels and nothing of methods (DESIGN §2).
 Listing is eager and cheap (split files and folder names); everything that
 touches a video happens lazily in ``__getitem__``, which raises
-:class:`~harness.data.errors.DataError` naming the file for that one item.
+:class:`~evbench.harness.data.errors.DataError` naming the file for that one item.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ class VideoDataset(ClipDataset):
     ``__getitem__`` samples ``frames`` indices with :func:`tsn_indices`
     (segment centres, or a random offset per segment when ``train``), decodes
     them (:func:`decode_frames`), applies
-    :func:`~harness.data.transforms.resize_crop` and
-    :func:`~harness.data.transforms.normalize`.  Evaluation clips
+    :func:`~evbench.harness.data.transforms.resize_crop` and
+    :func:`~evbench.harness.data.transforms.normalize`.  Evaluation clips
     (``train=False``) go through the :class:`FrameCache` when one is set;
     training clips bypass it unless ``cache_train`` is true (their random
     offsets would fill the disk with one-off entries).

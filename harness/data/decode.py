@@ -4,7 +4,7 @@ Videos are decoded sequentially from the start up to the largest requested
 index (frame-exact; no keyframe seeking, whose frame positions are unreliable
 across containers).  Frame folders (TSN / AR-Net layout: ``img_00001.jpg``,
 ``i_0001.jpg``, ...) are read with Pillow, frames ordered by the number in the
-file name.  Every failure is a :class:`~harness.data.errors.DataError` naming
+file name.  Every failure is a :class:`~evbench.harness.data.errors.DataError` naming
 the file.
 """
 

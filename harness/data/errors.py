@@ -1,4 +1,4 @@
-"""The one exception type of :mod:`harness.data`."""
+"""The one exception type of :mod:`evbench.harness.data`."""
 
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def generated_root(cache_root: str | os.PathLike, seed: int = 0) -> Path:
     """Folder of the generated dataset under a cache root.
 
     Args:
-        cache_root: evbench cache root (see :func:`~harness.data.cache.default_cache_root`).
+        cache_root: evbench cache root (see :func:`~evbench.harness.data.cache.default_cache_root`).
         seed: Generation seed.
 
     Returns:

@@ -1,9 +1,9 @@
-"""Dataset layouts on disk → class names and :class:`~harness.data.records.Entry` lists.
+"""Dataset layouts on disk → class names and :class:`~evbench.harness.data.records.Entry` lists.
 
 Listing never opens a video: it reads split/list files and directory names
 only, so one bad video cannot break the listing (it fails later, alone, in
 ``__getitem__``).  Split and list files *are* validated here: a malformed line
-raises :class:`~harness.data.errors.DataError` with ``path = "<file>:<line>"``.
+raises :class:`~evbench.harness.data.errors.DataError` with ``path = "<file>:<line>"``.
 
 Supported layouts:
 

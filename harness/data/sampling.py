@@ -47,7 +47,7 @@ def tsn_indices(
 
     Raises:
         ValueError: ``num_frames < 1`` or ``T < 1`` (callers turn an empty clip
-            into a :class:`~harness.data.errors.DataError` naming the file).
+            into a :class:`~evbench.harness.data.errors.DataError` naming the file).
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")

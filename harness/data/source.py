@@ -113,13 +113,13 @@ def open_dataset(
     Sources:
 
     * ``"generated"`` — the embedded generated dataset (see
-      :mod:`harness.data.generate`), created on first use in
+      :mod:`evbench.harness.data.generate`), created on first use in
       ``<cache root>/generated-v1-seed0`` (generation seed is always 0;
       ``seed`` here only drives sampling).  ``"generated:<root>"`` opens the generated
       dataset in ``<root>`` whatever its parameters, generating the default
       one there if absent.  Opened as UCF101 split 1, with
       ``synthetic = True`` and a note starting ``"SYNTHETIC"``.
-    * a ``.npz`` file — :class:`~harness.data.features.FeatureDataset`
+    * a ``.npz`` file — :class:`~evbench.harness.data.features.FeatureDataset`
       (``split`` ``"train"`` / ``"test"`` carve a stratified validation split
       with ``val_fraction`` and ``seed``; ``"all"`` is the whole file).
     * a folder with ``ucfTrainTestlist/`` — UCF101 official split
@@ -150,8 +150,8 @@ def open_dataset(
         crop_size: Centre crop side, pixels.
 
     Returns:
-        A :class:`~harness.data.datasets.VideoDataset` (``input_kind
-        "pixels"``) or :class:`~harness.data.features.FeatureDataset`
+        A :class:`~evbench.harness.data.datasets.VideoDataset` (``input_kind
+        "pixels"``) or :class:`~evbench.harness.data.features.FeatureDataset`
         (``"features"``).
 
     Raises:

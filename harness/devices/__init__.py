@@ -1,7 +1,7 @@
 """Devices beyond the process itself: Jetson boards, energy counters, modeled devices.
 
-* :mod:`harness.devices.jetson` — board detection, power mode, clocks, INA3221 rails
+* :mod:`evbench.harness.devices.jetson` — board detection, power mode, clocks, INA3221 rails
   (standard library only, so the minimal device agent can carry it).
-* :mod:`harness.devices.energy` — joules per clip from NVML, RAPL or Jetson rails.
-* :mod:`harness.devices.modeled` — roofline latency model of a device that is not attached.
+* :mod:`evbench.harness.devices.energy` — joules per clip from NVML, RAPL or Jetson rails.
+* :mod:`evbench.harness.devices.modeled` — roofline latency model of a device that is not attached.
 """

@@ -16,7 +16,7 @@
 Every meter records its ``source`` and sampling ``interval_s`` (None for a
 hardware counter read only at the window's ends), and every reading says so.
 
-:func:`harness.timing.measure_latency` calls ``start()`` right before the timed
+:func:`evbench.harness.timing.measure_latency` calls ``start()`` right before the timed
 queries and ``stop()`` right after; joules ÷ queries is ``energy_j_per_clip``.
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.devices import jetson
+from evbench.harness.devices import jetson
 
 __all__ = [
     "EnergyMeter",

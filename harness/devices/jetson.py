@@ -4,7 +4,7 @@
 """NVIDIA Jetson boards: detection, power mode, clocks, tegrastats and INA3221 power rails.
 
 Standard library only and Python 3.6 syntax: the minimal device agent
-(:mod:`harness.agent`) copies this file next to itself onto the board.
+(:mod:`evbench.harness.agent`) copies this file next to itself onto the board.
 
 Sources read (every function takes a ``root`` so tests point it at a fake tree):
 

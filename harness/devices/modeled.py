@@ -84,7 +84,7 @@ __all__ = [
 
 _PROFILES_PATH = Path(__file__).with_name("profiles.toml")
 #: The committed CPU validation result read into every modeled result (``validation``).
-VALIDATION_PATH = Path(__file__).resolve().parents[2] / "results" / "modeled" / "cpu-validation.json"
+VALIDATION_PATH = Path(__file__).with_name("cpu-validation.json")  # package data: ships in the wheel
 
 #: The sentence every modeled result carries.
 MODELED_NOTE = (
@@ -588,7 +588,7 @@ def calibration(device: str, backend: str = "torch") -> dict[str, Any]:
 
 
 def validation_summary(path: str | Path | None = None) -> dict[str, Any]:
-    """The stored CPU validation summary of the model family (``results/modeled/cpu-validation.json``).
+    """The stored CPU validation summary of the model family (``evbench/harness/devices/cpu-validation.json``, package data).
 
     Args:
         path: The validation JSON; default :data:`VALIDATION_PATH`.
@@ -596,7 +596,7 @@ def validation_summary(path: str | Path | None = None) -> dict[str, Any]:
     Returns:
         ``summary`` of the file (mean / max abs % error on held-out models, the
         machine, threads, date) plus ``path``; ``{"status": "not found", ...}``
-        when the file is absent (e.g. an installed package without ``results/``).
+        when the file is absent (e.g. deleted from the install).
     """
     p = Path(path) if path is not None else VALIDATION_PATH
     if not p.is_file():
@@ -624,8 +624,8 @@ def model_latency(method: Any, traces: Any, *, device: str, backend: str = "torc
     excluded from the modeled time and listed in ``excluded``.
 
     Args:
-        method: A :class:`harness.api.Method`.
-        traces: One list of :class:`harness.api.TraceStep` per clip (batch 1).
+        method: A :class:`evbench.harness.api.Method`.
+        traces: One list of :class:`evbench.harness.api.TraceStep` per clip (batch 1).
         device: Modeled device name (e.g. ``"jetson-nano-modeled"``).
         backend: ``"torch"`` → PyTorch FP16 calibration, ``"onnxruntime"`` →
             TensorRT FP16 calibration.
@@ -643,10 +643,10 @@ def model_latency(method: Any, traces: Any, *, device: str, backend: str = "torc
     Raises:
         ValueError: Unknown modeled device (the message lists the valid ones),
             unknown backend, or no traces.
-        harness.costs.CostTableError: A trace step with no cost entry.
+        evbench.harness.costs.CostTableError: A trace step with no cost entry.
     """
-    from harness.costs import CostTableError, _device_of, _to
-    from harness.timing import _percentiles_ms
+    from evbench.harness.costs import CostTableError, _device_of, _to
+    from evbench.harness.timing import _percentiles_ms
 
     prof = device_profile(device)
     runtime = _runtime(backend)
@@ -784,7 +784,7 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
     4 bytes per element, no fusion); the peaks are measured
     (:func:`measure_cpu_peaks`), the three efficiencies fitted
     (:func:`fit_efficiencies`) to the batch-1 latencies of
-    ``calibration_models`` measured with :func:`harness.timing.measure_latency`
+    ``calibration_models`` measured with :func:`evbench.harness.timing.measure_latency`
     (eval mode, ``torch.inference_mode``, random weights, a fixed thread
     count), and the held-out models' latencies predicted.
 
@@ -810,15 +810,14 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
         held-out flag, layers, GMACs, MB moved), ``peaks``, ``fit`` (η_c, η_b,
         t_layer ms), ``summary`` (mean / max abs % error on held-out and
         calibration models, machine, threads, load average, date), ``env``
-        (:func:`harness.env.fingerprint`).
+        (:func:`evbench.harness.env.fingerprint`).
 
     Raises:
         ValueError: ``rounds < 1`` or fewer than 3 calibration models.
     """
     import torchvision
-
-    from harness.env import fingerprint
-    from harness.timing import measure_latency
+    from evbench.harness.env import fingerprint
+    from evbench.harness.timing import measure_latency
 
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
