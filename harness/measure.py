@@ -1,16 +1,21 @@
-"""Measurements of one method: evaluation over a dataset and the cost/latency profile.
+"""Measurements of one method: :func:`measure_cell`, the one measurement path, and its parts.
 
 This module joins a :class:`~evbench.harness.api.Method` to the instruments
 (:mod:`evbench.harness.costs`, :mod:`evbench.harness.timing`, :mod:`evbench.harness.memory`,
-:mod:`evbench.harness.metrics`) through the method interface only — no method is
-known by name.  Each function returns plain dicts whose keys are the column
-names of :data:`evbench.harness.results.UNITS`.
+:mod:`evbench.harness.metrics`, :mod:`evbench.harness.devices`) through the method
+interface only — no method is known by name.  :func:`measure_cell` (method,
+dataset, :class:`~evbench.harness.settings.MeasureSettings`) evaluates, counts,
+times and returns a :class:`~evbench.harness.row.CellResult`; the runner's
+cells and ``evbench profile`` both go through it.  The lower-level helpers
+(:func:`evaluate`, :func:`trace_stats`, :func:`count_profile`, :func:`profile`)
+return plain dicts whose keys are column names of :class:`~evbench.harness.row.CellResult`.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +32,14 @@ from evbench.harness.costs import (
     trace_gmacs,
     trace_gmacs_by_role,
 )
+from evbench.harness.row import CellResult
+from evbench.harness.settings import DEFAULT_SETTINGS, MeasureSettings
 from evbench.harness.training import iterate_batches
 
-__all__ = ["EvalResult", "evaluate", "trace_stats", "count_profile", "profile", "frames_used"]
+__all__ = [
+    "EvalResult", "evaluate", "trace_stats", "count_profile", "profile", "frames_used", "measure_cell",
+    "decode_times", "ptflops_crosscheck", "stream_fps", "CONVENTIONS",
+]
 
 
 def frames_used(trace: Sequence[TraceStep]) -> int:
@@ -267,11 +277,16 @@ def count_profile(
 
 def profile(
     method: Method, inputs: Sequence[torch.Tensor], *, device: str | torch.device = "cpu",
-    knobs: Mapping[str, Any] | None = None, min_queries: int = 64, min_duration_s: float = 1.0,
-    max_duration_s: float = 120.0, offline: bool = True, offline_batches: Sequence[int] = (1, 2, 4, 8, 16),
-    count_executed: bool = True, energy: bool = True,
+    knobs: Mapping[str, Any] | None = None, min_queries: int = DEFAULT_SETTINGS.min_queries,
+    min_duration_s: float = DEFAULT_SETTINGS.min_duration_s, max_duration_s: float = DEFAULT_SETTINGS.max_duration_s,
+    offline: bool = DEFAULT_SETTINGS.offline, offline_batches: Sequence[int] = DEFAULT_SETTINGS.offline_batches,
+    count_executed: bool = DEFAULT_SETTINGS.count_executed, energy: bool = DEFAULT_SETTINGS.energy,
 ) -> dict[str, Any]:
-    """Cost table, per-video GMACs, executed MACs, single-stream latency, offline FPS, memory, energy.
+    """Cost table, per-video GMACs, executed MACs, single-stream latency, offline FPS, memory, energy of given clips.
+
+    A lower-level helper (no dataset, no row): :func:`measure_cell` is the one
+    measurement path that builds result rows.  Defaults are
+    :class:`~evbench.harness.settings.MeasureSettings`'s.
 
     Args:
         method: The method (any backend: a torch module or one whose costed
@@ -281,8 +296,7 @@ def profile(
             cycle through them.
         device: Where to run.
         knobs: Operating point.
-        min_queries: Latency queries at least (MLPerf SingleStream uses ≥ 1024
-            on real systems; 64 is the floor here).
+        min_queries: Latency queries at least.
         min_duration_s: Latency measurement lasts at least this long, s.
         max_duration_s: ...and at most this long, s.
         offline: Also measure offline throughput.
@@ -294,15 +308,12 @@ def profile(
     Returns:
         A dict with ``cost_table`` (rows), ``gmacs_per_video``, ``gmacs_per_frame``,
         ``gmacs_static_upper``, ``executed_gmacs_per_video``, ``latency_ms``
-        (``p50/p90/p99/mean`` + ``samples``), ``fps`` (offline frames/s),
-        ``peak_rss_mb``, ``peak_cuda_mb``, ``energy_j_per_clip`` (J, None when
-        no counter is readable; ``energy_source`` says which) and the trace
-        statistics.
+        (``p50/p90/p99/mean`` + ``samples``), ``latency`` (every field of
+        :class:`~evbench.harness.timing.LatencyStats`), ``fps`` (offline
+        frames/s), ``fps_offline_batch``, ``peak_rss_mb``, ``peak_cuda_mb``,
+        ``energy_j_per_clip`` (J, None when no counter is readable;
+        ``energy_source`` says which), ``threads`` and the trace statistics.
     """
-    from evbench.harness.devices.energy import open_meter
-    from evbench.harness.memory import PeakMemory
-    from evbench.harness.timing import measure_latency, measure_offline_fps
-
     dev = torch.device(device)
     method.eval().to(dev)
     xs = [x.to(dev) for x in inputs]
@@ -310,6 +321,44 @@ def profile(
     counted = count_profile(method, xs, knobs=knobs, count_executed=count_executed)
     counted.pop("traces")
     counted.pop("per_video_gmacs", None)
+    settings = DEFAULT_SETTINGS.replace(source="measure.profile", min_queries=min_queries,
+                                        min_duration_s=float(min_duration_s), max_duration_s=float(max_duration_s),
+                                        offline=offline, offline_batches=list(offline_batches), energy=energy)
+    timed = _timed(method, xs, settings, device=dev, knobs=knobs, frames_used=counted["frames_used"])
+    lat_d = timed["latency"]
+    return {
+        **counted,
+        "latency_ms": {k: lat_d[k] for k in ("p50", "p90", "p99", "mean")} | {"samples": lat_d["samples_ms"]},
+        "latency": lat_d,
+        "fps": timed["fps"],
+        "fps_offline_batch": timed["fps_offline_batch"],
+        "offline": timed["offline"],
+        "peak_rss_mb": timed["peak_rss_mb"],
+        "peak_cuda_mb": timed["peak_cuda_mb"],
+        "energy_j_per_clip": lat_d.get("energy_j_per_query"),
+        "energy_source": lat_d.get("energy_source"),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _timed(method: Method, xs: Sequence[torch.Tensor], settings: MeasureSettings, *, device: torch.device,
+           knobs: Mapping[str, Any], frames_used: float) -> dict[str, Any]:
+    """Single-stream latency (with memory and energy) and offline FPS of batch-1 clips ``xs`` already on ``device``.
+
+    Warm-up runs every forced path of the card (``card.force_options``) and
+    the first clips, then the timed queries cycle through ``xs`` (MLPerf
+    SingleStream; :func:`evbench.harness.timing.measure_latency`); offline
+    FPS tries ``settings.offline_batches`` (:func:`evbench.harness.timing.measure_offline_fps`).
+
+    Returns:
+        ``latency`` (:class:`~evbench.harness.timing.LatencyStats` as a dict,
+        plus ``machine_state``/``noisy`` when the timing module records them),
+        ``fps`` (frames/s or None), ``fps_offline_batch``, ``offline`` (the
+        offline result dict or None), ``peak_rss_mb``, ``peak_cuda_mb`` (MiB).
+    """
+    from evbench.harness.devices.energy import open_meter
+    from evbench.harness.memory import PeakMemory
+    from evbench.harness.timing import measure_latency, measure_offline_fps
 
     cycle = itertools.cycle(xs)
 
@@ -322,33 +371,24 @@ def profile(
         warm.append(lambda o=opt: _forced(method, xs[0], knobs, o))
     for x in xs[: min(len(xs), 4)]:
         warm.append(lambda x=x: _forced(method, x, knobs, knobs.get("force")))
-    meter = open_meter(str(dev)) if energy else None
-    with PeakMemory(device=dev) as mem:
-        lat = measure_latency(query, device=dev, warmup=warm, min_queries=min_queries,
-                              min_duration_s=min_duration_s, max_duration_s=max_duration_s, energy_meter=meter)
+    meter = open_meter(str(device)) if settings.energy else None
+    with PeakMemory(device=device) as mem:
+        lat = measure_latency(query, device=device, warmup=warm, warmup_runs=settings.warmup_runs,
+                              min_queries=settings.min_queries, min_duration_s=settings.min_duration_s,
+                              max_duration_s=settings.max_duration_s, energy_meter=meter)
     fps = None
-    if offline:
+    if settings.offline:
         def run_batch(b: int) -> None:
             batch = torch.cat([xs[i % len(xs)] for i in range(b)])
             with torch.inference_mode():
                 method(batch, knobs=knobs)
 
-        fps = measure_offline_fps(run_batch, frames_per_item=max(1, round(counted["frames_used"])), device=dev,
-                                  batch_sizes=offline_batches, min_duration_s=min(1.0, min_duration_s))
-    lat_d = lat.to_dict()
-    return {
-        **counted,
-        "latency_ms": {k: lat_d[k] for k in ("p50", "p90", "p99", "mean")} | {"samples": lat_d["samples_ms"]},
-        "latency": lat_d,
-        "fps": fps["fps"] if fps else None,
-        "fps_offline_batch": fps["best_batch"] if fps else None,
-        "offline": fps,
-        "peak_rss_mb": mem.peak_rss_mb,
-        "peak_cuda_mb": mem.peak_cuda_mb,
-        "energy_j_per_clip": lat_d.get("energy_j_per_query"),
-        "energy_source": lat_d.get("energy_source"),
-        "threads": torch.get_num_threads(),
-    }
+        fps = measure_offline_fps(run_batch, frames_per_item=max(1, round(frames_used)), device=device,
+                                  batch_sizes=settings.offline_batches,
+                                  min_duration_s=min(1.0, settings.min_duration_s))
+    return {"latency": lat.to_dict(), "fps": fps["fps"] if fps else None,
+            "fps_offline_batch": fps["best_batch"] if fps else None, "offline": fps,
+            "peak_rss_mb": mem.peak_rss_mb, "peak_cuda_mb": mem.peak_cuda_mb}
 
 
 def _forced(method: Method, x: torch.Tensor, knobs: Mapping[str, Any], force: Any) -> None:
@@ -357,3 +397,309 @@ def _forced(method: Method, x: torch.Tensor, knobs: Mapping[str, Any], force: An
         k["force"] = force
     with torch.inference_mode():
         method(x, knobs=k)
+
+
+# --------------------------------------------------------------------------- the one measurement path
+
+#: How the counted and accuracy columns of a measured row were obtained (stored in ``conventions``).
+CONVENTIONS = {
+    "gmacs": "multiply-accumulates x 1e-9 (fvcore cost table, summed over each video's trace)",
+    "executed": "FlopCounterMode/2 + fused-RNN/BN/pool formulas, plus declared input costs",
+    "accuracy": "top-1/top-5 over test videos, 95 % bootstrap (1000 resamples, seed 0); "
+                "mAP = mean per-class AP of softmax scores",
+}
+
+
+def stream_fps(frames_used: float | None, frames_total: int | None, mean_ms: float | None) -> dict[str, float | None]:
+    """Honest single-stream FPS: frames actually processed vs frames the clip spans, per mean latency (ms).
+
+    Early-exit papers often report the second as if it were the first.
+
+    Returns:
+        ``fps_stream_processed`` and ``fps_stream_covered`` (frames/s), None
+        where an input is missing or the latency is not positive.
+    """
+    ok = mean_ms is not None and mean_ms > 0
+    return {"fps_stream_processed": 1000.0 * frames_used / mean_ms if ok and frames_used is not None else None,
+            "fps_stream_covered": 1000.0 * frames_total / mean_ms if ok and frames_total is not None else None}
+
+
+def decode_times(dataset: Any) -> list[dict[str, Any]]:
+    """Decode every clip of a pixel dataset once, bypassing the frame cache, timing each (memoised on ``dataset``).
+
+    Returns:
+        One ``{"id", "path", "frames", "decode_ms"}`` per file (``"error"`` instead
+        of ``decode_ms`` for a file that fails), ``decode_ms`` in ms of PyAV /
+        JPEG decoding of the sampled frames only (no resize or normalisation).
+    """
+    from evbench.harness.data import decode_frames
+    from evbench.harness.timing import Stopwatch
+
+    memo = getattr(dataset, "_evbench_decode_times", None)
+    if memo is not None:
+        return memo
+    out: list[dict[str, Any]] = []
+    for i, entry in enumerate(dataset.entries):
+        rec: dict[str, Any] = {"id": entry.id, "path": entry.path}
+        try:
+            idx = dataset.indices(i)
+            with Stopwatch() as sw:
+                decode_frames(entry.path, idx)
+            rec.update(frames=len(idx), decode_ms=sw.ms)
+        except Exception as exc:  # noqa: BLE001 — a bad file is reported, not fatal
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+        out.append(rec)
+    try:
+        dataset._evbench_decode_times = out
+    except AttributeError:  # a dataset without a __dict__: no memo
+        pass
+    return out
+
+
+def ptflops_crosscheck(method: Method) -> list[dict[str, Any]]:
+    """fvcore vs ptflops (both backends, explicit) on every static single-input module of ``method``.
+
+    Returns:
+        One ``{"module", "input_shape", "fvcore", "ptflops_pytorch",
+        "ptflops_aten", "rel_diff_pytorch", "rel_diff_aten"}`` per static
+        cost entry (GMACs; relative differences as fractions).
+    """
+    from evbench.harness.costs import ptflops_gmacs
+
+    table = cost_table(method)
+    out = []
+    for entry in method.cost_entries():
+        if entry.declared_gmacs is not None or entry.make_inputs is not None:
+            continue
+        sub = method.get_submodule(entry.module)
+        pt = ptflops_gmacs(sub, entry.input_shape, backend="pytorch")
+        at = ptflops_gmacs(sub, entry.input_shape, backend="aten")
+        fv = table[entry.key]
+        out.append({"module": entry.module, "input_shape": list(entry.input_shape), "fvcore": fv,
+                    "ptflops_pytorch": pt, "ptflops_aten": at,
+                    "rel_diff_pytorch": (pt - fv) / fv if fv else None,
+                    "rel_diff_aten": (at - fv) / fv if fv else None})
+    return out
+
+
+class _Head:
+    """The first ``n`` items of a dataset, every other attribute delegated to it (``MeasureSettings.max_clips``)."""
+
+    def __init__(self, dataset: Any, n: int) -> None:
+        self._ds = dataset
+        self._n = min(int(n), len(dataset))
+        if hasattr(dataset, "entries"):
+            self.entries = list(dataset.entries)[: self._n]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> Any:
+        if not 0 <= int(i) < self._n:
+            raise IndexError(f"index {i} out of range for {self._n} clips")
+        return self._ds[int(i)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ds, name)
+
+
+def _loadable(dataset: Any, ok_ids: Sequence[str], k: int) -> list[int]:
+    """Indices of the first ``k`` clips that loaded during evaluation (``[0]`` when none is known)."""
+    ids = set(ok_ids)
+    out = []
+    entries = getattr(dataset, "entries", None)
+    if entries is None:
+        return list(range(min(k, len(dataset)))) or [0]
+    for i, entry in enumerate(entries):
+        if entry.id in ids:
+            out.append(i)
+        if len(out) == k:
+            break
+    return out or [0]
+
+
+def _modeled_fields(method: Method, traces: list, device: str, backend: str, frames_used: float | None,
+                    frames_total: int | None) -> dict[str, Any]:
+    """Latency columns of a modeled device from every evaluated video's trace (``modeled: true``).
+
+    Accuracy and GMACs are device-independent and were measured on the CPU;
+    only the latency is the roofline model's (:func:`evbench.harness.devices.modeled.model_latency`).
+    """
+    from evbench.harness.devices.modeled import model_latency
+
+    mod = model_latency(method, traces, device=device, backend=backend)
+    lat = mod["latency_ms"]
+    return {
+        "latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
+        "latency_ms_mean": lat["mean"], "latency_samples_ms": lat["samples"], "latency_clips": len(traces),
+        "latency_convention": mod["modeled_note"], "backend": mod["backend"],
+        **stream_fps(frames_used, frames_total, lat["mean"]),
+        "modeled_device": mod["device_profile"],
+        "modeled_calibration": {k: v for k, v in mod["calibration"].items() if k != "points"},
+        "modeled_validation": mod["validation"],
+    }
+
+
+def _accuracy_fields(ev: EvalResult, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy columns (:func:`evbench.harness.metrics.accuracy_report`) under their row names."""
+    from evbench.harness.metrics import accuracy_report
+
+    rep = accuracy_report(ev.logits, ev.labels, list(class_names))
+    rep["bootstrap_seed"] = rep.pop("seed")
+    rep["accuracy_convention"] = rep.pop("convention")
+    return rep
+
+
+def measure_cell(
+    method: Method, dataset: Sequence[Any], settings: MeasureSettings = DEFAULT_SETTINGS, *,
+    knobs: Mapping[str, Any] | None = None, device: str = "cpu", backend: str = "torch",
+    providers: Sequence[str] | None = None, bundle_dir: str | None = None, trained: bool = False,
+    progress: bool = False,
+) -> CellResult:
+    """Measure one method at one operating point on one dataset: the one path every result row takes.
+
+    In order: evaluation over ``dataset`` (every clip, or the first
+    ``settings.max_clips``; per-video traces, logits, decisions, decode and
+    pre-process times), accuracy when ``trained``, trace statistics (GMACs
+    per video / frame / slot, role split, frames used, exit and decision
+    histograms), the executed-MAC cross-check, the cost table, the static
+    upper bound, optionally the ptflops cross-check and per-file decode
+    times; then — when ``settings.latency`` — batch-1 single-stream latency,
+    offline FPS, peak memory and energy on the first ``settings.latency_clips``
+    clips that loaded, or, on a modeled device (``*-modeled``), the roofline
+    latency of every evaluated trace.  With ``backend="onnxruntime"`` every
+    costed module runs in ONNX Runtime (control flow in Python), the executed
+    MACs are counted on the torch forward with the same inputs, and
+    ``max_abs_logit_diff``/``decisions_match`` compare it to torch eager.
+
+    Args:
+        method: A torch method (built, weights loaded).  It is moved to the
+            run device and set to eval mode.
+        dataset: Items with ``.x`` (``(T, 3, S, S)`` pixels or ``(T, D)``
+            features), ``.label``, ``.id``, ``.path``, ``.decode_ms``,
+            ``.preprocess_ms``; attributes ``name``, ``class_names``,
+            ``synthetic``, ``note`` (e.g. an opened dataset, or
+            :class:`evbench.harness.data.RandomClips` for random inputs).
+        settings: How to measure.
+        knobs: Operating point (validated by the method).
+        device: ``"cpu"``, ``"cuda[:N]"`` or a modeled device (then the torch
+            work runs on the CPU and ``modeled`` is True).
+        backend: ``"torch"`` (eager) or ``"onnxruntime"``.
+        providers: ONNX Runtime execution providers (``None``: CPU).
+        bundle_dir: ONNX Runtime: keep the exported modules in this directory.
+        trained: Whether the weights are trained on this data's train split;
+            accuracy is measured only then (untrained accuracy is chance).
+        progress: Progress bar during evaluation.
+
+    Returns:
+        The :class:`~evbench.harness.row.CellResult` with every identity,
+        counted, accuracy and timing field this measurement produces, the
+        environment fingerprint, ``data_errors`` (clips that failed to load,
+        ``stage="eval"``) and ``samples`` (per-video table); run-level fields
+        (cell id, suite, training, timestamps) are the caller's.
+
+    Raises:
+        RuntimeError: No clip of ``dataset`` could be evaluated.
+        evbench.harness.api.KnobError: A knob the method does not declare.
+        ValueError: Unknown backend or modeled device; NaN logits.
+    """
+    from evbench.harness.devices.modeled import is_modeled_device
+    from evbench.harness.env import fingerprint
+
+    if backend not in ("torch", "onnxruntime"):
+        raise ValueError(f"backend {backend!r}: choose from torch, onnxruntime")
+    knobs = dict(knobs or {})
+    method.resolve_knobs(knobs)
+    card = method.card
+    modeled = is_modeled_device(device)
+    run_device = "cpu" if modeled else device
+    method.to(run_device).eval()
+    ds = _Head(dataset, settings.max_clips) if settings.max_clips is not None else dataset
+    class_names = list(getattr(dataset, "class_names", []))
+    res = CellResult(
+        method=card.name, title=card.title, paper=card.paper, doi=card.doi, input_kind=card.input_kind,
+        knobs=knobs, dataset=getattr(dataset, "name", None), dataset_synthetic=bool(getattr(dataset, "synthetic", False)),
+        dataset_note=getattr(dataset, "note", "") or "", device=device, backend=backend, precision="fp32",
+        modeled=modeled, resolution=card.resolution, measure_settings=settings.to_dict(), trained=bool(trained),
+    )
+    measured, on_ort = method, backend == "onnxruntime" and not modeled
+    if on_ort:
+        from evbench.harness.onnx_backend import backend_info, to_onnxruntime
+
+        measured = to_onnxruntime(method.cpu(), providers=list(providers) if providers else None,
+                                  bundle_dir=bundle_dir)
+        res.backend_detail = backend_info(measured)
+        res.backend = res.backend_detail.get("backend", backend)
+
+    ev = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
+                  count_executed=settings.count_executed and not on_ort, progress=progress)
+    n = len(ev.samples)
+    res.num_videos = n
+    res.data_errors = [{**e, "stage": "eval"} for e in ev.errors]
+    if trained:
+        for k, v in _accuracy_fields(ev, class_names).items():
+            setattr(res, k, v)
+    else:
+        res.accuracy_note = ("not measured: random inputs with placeholder labels"
+                             if getattr(dataset, "name", "") == "random" else
+                             "not measured: untrained weights (no training split given), accuracy would be chance")
+    stats = trace_stats(measured, ev.traces, ev.frames_given)
+    for k, v in stats.items():
+        if k != "per_video_gmacs":
+            setattr(res, k, v)
+    for k, v in decision_histograms(ev.decisions).items():
+        setattr(res, k, v)
+    if ev.executed_gmacs_total is not None:
+        res.executed_gmacs_per_video = ev.executed_gmacs_total / n
+    elif on_ort and settings.count_executed:
+        ref = evaluate(method, ds, device="cpu", knobs=knobs, batch_size=settings.eval_batch_size,
+                       count_executed=True)
+        res.executed_gmacs_per_video = ref.executed_gmacs_total / max(len(ref.samples), 1)
+        res.executed_gmacs_note = ("counted on the torch forward with the same clips and knobs "
+                                   "(ONNX Runtime kernels run outside PyTorch's dispatcher)")
+    res.decode_ms_mean = float(ev.samples["decode_ms"].mean())
+    res.preprocess_ms_mean = float(ev.samples["preprocess_ms"].mean())
+    res.cache_hit_fraction = float(ev.samples["cached"].mean())
+    if settings.per_file and hasattr(dataset, "indices") and hasattr(dataset, "entries"):
+        res.per_file = decode_times(dataset)
+    res.cost_table = cost_table_rows(measured)
+    clip_idx = _loadable(ds, ev.samples["id"].tolist(), settings.latency_clips)
+    clips = [ds[i].x[None] for i in clip_idx]
+    res.gmacs_static_upper = upper_bound_gmacs(measured, clips[0].to(run_device))
+    if settings.crosscheck:
+        res.ptflops_crosscheck = ptflops_crosscheck(method)
+    if on_ort:
+        from evbench.harness.onnx_backend import max_abs_logit_diff
+
+        check = max_abs_logit_diff(method, measured, clips, knobs=knobs)
+        res.max_abs_logit_diff = check["max_abs_logit_diff"]
+        res.decisions_match = check["decisions_match"]
+        res.logit_diff_clips = check["clips"]
+        res.mismatched_clips = check["mismatched_clips"]
+
+    if settings.latency and modeled:
+        for k, v in _modeled_fields(measured, ev.traces, device, backend, res.frames_used, res.frames_total).items():
+            setattr(res, k, v)
+    elif settings.latency:
+        dev = torch.device(run_device)
+        xs = [c.to(dev) for c in clips]
+        res.timed_start = time.time()
+        timed = _timed(measured, xs, settings, device=dev, knobs=knobs, frames_used=res.frames_used or 1.0)
+        res.timed_end = time.time()
+        lat = timed["latency"]
+        res.latency_ms_p50, res.latency_ms_p90, res.latency_ms_p99 = lat["p50"], lat["p90"], lat["p99"]
+        res.latency_ms_mean, res.latency_ms_std, res.latency_queries = lat["mean"], lat["std"], lat["n"]
+        res.latency_samples_ms, res.latency_convention = lat["samples_ms"], lat["convention"]
+        res.latency_stopped_by, res.latency_clips = lat.get("stopped_by"), len(clips)
+        res.noisy, res.machine_state = lat.get("noisy"), lat.get("machine_state")
+        res.fps_offline, res.fps_offline_batch = timed["fps"], timed["fps_offline_batch"]
+        res.peak_rss_mb, res.peak_cuda_mb = timed["peak_rss_mb"], timed["peak_cuda_mb"]
+        res.energy_j_per_clip, res.energy_source = lat.get("energy_j_per_query"), lat.get("energy_source")
+        res.threads = torch.get_num_threads()
+        for k, v in stream_fps(res.frames_used, res.frames_total, lat["mean"]).items():
+            setattr(res, k, v)
+    res.conventions = dict(CONVENTIONS)
+    env_backend = (res.backend_detail or {}).get("backend", backend)
+    res.env = fingerprint(device=run_device, backend=env_backend, precision="fp32")
+    res.samples = ev.samples
+    return res

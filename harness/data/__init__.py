@@ -14,6 +14,8 @@ Modules (one job each):
 * :mod:`~evbench.harness.data.features` — :class:`FeatureDataset` (``.npz``).
 * :mod:`~evbench.harness.data.generate` — the generated, synthetic default dataset.
 * :mod:`~evbench.harness.data.source` — :func:`open_dataset` (source string → dataset).
+* :mod:`~evbench.harness.data.random_clips` — :class:`RandomClips` (in-memory random inputs).
+* :mod:`~evbench.harness.data.fingerprint` — :func:`data_fingerprint` (content identity of a source).
 """
 
 from .cache import FrameCache, default_cache_root, file_fingerprint
@@ -21,7 +23,9 @@ from .datasets import ClipDataset, VideoDataset, collate_samples
 from .decode import decode_frames, probe_num_frames, probe_video
 from .errors import DataError
 from .features import FeatureDataset
+from .fingerprint import data_fingerprint
 from .generate import CLASS_SPECS, generate_dataset, read_manifest
+from .random_clips import RandomClips
 from .records import Entry, Sample
 from .sampling import blocked_stratified_split, stratified_split, tsn_indices, uniform_indices
 from .source import open_dataset
@@ -35,11 +39,13 @@ __all__ = [
     "Entry",
     "FeatureDataset",
     "FrameCache",
+    "RandomClips",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Sample",
     "VideoDataset",
     "collate_samples",
+    "data_fingerprint",
     "decode_frames",
     "default_cache_root",
     "file_fingerprint",
