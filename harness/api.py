@@ -5,7 +5,8 @@ network and its decisions, never how it is timed or scored.  The harness only
 talks to a method through this module:
 
 * :class:`MethodCard` — static metadata (paper, DOI, input kind, frames,
-  resolutions, knobs, published claims).
+  resolutions, knobs with ranges and sweeps, the ids of its published claims),
+  readable without building the network.
 * :meth:`Method.forward` — ``x`` of shape ``(B, T, 3, H, W)`` (pixel methods,
   ImageNet-normalised) or ``(B, T, D)`` (feature methods) to an :class:`Output`
   holding logits ``(B, num_classes)`` and, per sample, the ordered list of
@@ -120,12 +121,46 @@ class KnobSpec:
         default: Value used when the knob is absent.
         description: What it changes, with units.
         sweep: Values a Pareto sweep visits by default (may be empty).
+        low: Smallest accepted value (inclusive), or None when unbounded below
+            (numeric knobs only).
+        high: Largest accepted value (inclusive), or None when unbounded above.
+        choices: The accepted values of a categorical knob (e.g. a route name);
+            empty for numeric knobs.
     """
 
     name: str
     default: Any
     description: str
     sweep: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def in_range(self, value: Any) -> bool:
+        """Whether ``value`` lies in the declared range (or among ``choices``).
+
+        Args:
+            value: A candidate knob value (numbers compare numerically; NaN is
+                never in range).
+
+        Returns:
+            True when ``value`` is one of ``choices`` (categorical knobs) or a
+            finite-or-infinite number within ``[low, high]`` (numeric knobs).
+        """
+        if self.choices:
+            return any(value == c or str(value) == str(c) for c in self.choices)
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return False
+        if v != v:  # NaN
+            return False
+        return (self.low is None or v >= self.low) and (self.high is None or v <= self.high)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (tuples as lists)."""
+        return {"name": self.name, "default": self.default, "description": self.description,
+                "sweep": list(self.sweep), "low": self.low, "high": self.high, "choices": list(self.choices)}
 
 
 @dataclass(frozen=True)
@@ -194,10 +229,16 @@ class MethodCard:
             (no skip, no exit, most expensive branch) — the harness derives the
             static upper bound of GMACs/video from a forward with these.
         config: The configuration name this instance was built from.
-        published: Published numbers for this configuration (name -> value),
-            each with its source in ``published_source``.
-        published_source: Table/section for the ``published`` values.
+        claims: Ids of the published claims this configuration makes, in the
+            claims registry (:file:`harness/claims.toml`, the only copy of
+            every published number; read them with
+            :func:`evbench.harness.claims.claims_by_id`).  Filled by the
+            method registry for a configuration built without overrides.
         notes: Departures from the paper/official code and other remarks.
+
+    A card is data: :func:`evbench.harness.registry.method_card` returns it
+    without building the network, and the built method's ``card`` is that
+    same object.
     """
 
     name: str
@@ -215,17 +256,28 @@ class MethodCard:
     stages: tuple[str, ...] = ("joint",)
     upper_bound_knobs: Mapping[str, Any] = field(default_factory=dict)
     config: str = "paper"
-    published: Mapping[str, float] = field(default_factory=dict)
-    published_source: str = ""
+    claims: tuple[str, ...] = ()
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         d = dataclasses.asdict(self)
-        d["knobs"] = [dataclasses.asdict(k) for k in self.knobs]
-        d["published"] = dict(self.published)
+        d["knobs"] = [k.to_dict() for k in self.knobs]
         d["upper_bound_knobs"] = dict(self.upper_bound_knobs)
+        for key in ("resolutions", "force_options", "stages", "claims"):
+            d[key] = list(d[key])
         return d
+
+    def knob(self, name: str) -> KnobSpec:
+        """The knob called ``name``.
+
+        Raises:
+            KnobError: If the card declares no such knob.
+        """
+        for k in self.knobs:
+            if k.name == name:
+                return k
+        raise KnobError(f"method {self.name!r} has no knob {name!r}; knobs: {[k.name for k in self.knobs]}")
 
 
 class Method(nn.Module):

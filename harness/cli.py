@@ -48,25 +48,50 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- methods
 
 
+def _knob_text(k: dict[str, Any]) -> str:
+    """``name=default [low, high] sweep (...)`` for ``evbench methods``."""
+    rng = (f" in {{{', '.join(map(str, k['choices']))}}}" if k["choices"] else
+           f" in [{'-inf' if k['low'] is None else k['low']}, {'inf' if k['high'] is None else k['high']}]")
+    sweep = f" sweep ({', '.join(map(str, k['sweep']))})" if k["sweep"] else ""
+    return f"{k['name']}={k['default']}{rng}{sweep}"
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
-    """List registered methods with their cards."""
-    from evbench.harness.registry import create_method, list_methods, method_configs
+    """List registered methods with their cards — data only, no network is built.
+
+    ``--json`` prints, per method, its ``summary``, ``configs`` (builder
+    arguments per configuration), ``card`` (of ``--config``, else ``paper``),
+    ``cards`` (every configuration's card) and ``claims`` (the shown card's
+    claims read from the claims registry: id, quantity, claimed, unit, source).
+    """
+    from evbench.harness.claims import claims_by_id
+    from evbench.harness.registry import list_methods, method_card, method_configs, method_summary
 
     listing = []
     for name in list_methods():
         configs = method_configs(name)
-        card = create_method(name, config=args.config if args.config in configs else "paper", num_classes=args.num_classes).card
-        listing.append({"name": name, "configs": configs, "card": card.to_dict()})
+        cards = {c: method_card(name, c) for c in configs}
+        card = cards[args.config if args.config in configs else "paper"]
+        claims = [{"id": c.id, "quantity": c.quantity, "claimed": c.claimed, "unit": c.unit, "source": c.source}
+                  for c in claims_by_id(card.claims).values()]
+        listing.append({"name": name, "summary": method_summary(name), "configs": configs, "card": card.to_dict(),
+                        "cards": {c: v.to_dict() for c, v in cards.items()}, "claims": claims})
     if args.json:
         print(json.dumps(listing, indent=2, default=str))
         return 0
+    pad = " " * 24
     for item in listing:
         c = item["card"]
-        knobs = ", ".join(k["name"] for k in c["knobs"]) or "-"
-        print(f"{item['name']:24s} {c['title']}")
-        print(f"{'':24s} {c['paper']}" + (f" doi:{c['doi']}" if c["doi"] else ""))
-        print(f"{'':24s} input={c['input_kind']} T={c['frames']} res={c['resolution']} "
-              f"configs={','.join(item['configs'])} knobs={knobs}")
+        print(f"{item['name']:24s} {c['title']} [{c['config']}]")
+        print(f"{pad}{c['paper']}" + (f" doi:{c['doi']}" if c["doi"] else "") + (f" code:{c['code']}" if c["code"] else ""))
+        res = "/".join(map(str, c["resolutions"])) or "-"
+        print(f"{pad}input={c['input_kind']} T={c['frames']} res={res} configs={','.join(item['configs'])}")
+        for k in c["knobs"]:
+            print(f"{pad}knob {_knob_text(k)}")
+        if c["force_options"]:
+            print(f"{pad}force {', '.join(map(str, c['force_options']))}")
+        for cl in item["claims"]:
+            print(f"{pad}claim {cl['id']}: {cl['claimed']:g} {cl['unit']}")
     return 0
 
 
@@ -272,9 +297,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one method on a dataset's train split and save a checkpoint."""
     from evbench.harness.data import open_dataset
     from evbench.harness.registry import create_method
-    from evbench.harness.training import TrainSpec, save_checkpoint, train_method
+    from evbench.harness.training import TrainSpec, save_checkpoint, seed_everything, train_method
 
     probe = open_dataset(args.data, split="train", frames=1, size=1, cache_dir=args.cache_dir)
+    seed_everything(args.seed)  # initial weights follow --seed too
     method = create_method(args.method, config=args.config, num_classes=len(probe.class_names), **_overrides(args))
     ds = open_dataset(args.data, split="train", frames=method.card.frames, size=max(method.card.resolution, 1),
                       train=True, cache_dir=args.cache_dir)
@@ -303,6 +329,30 @@ def _default_out(suite: str) -> Path:
 def _latest_out(suite: str) -> Path | None:
     runs = sorted(Path("runs").glob(f"{suite}-*"))
     return runs[-1] if runs else None
+
+
+def _executor(args: argparse.Namespace, cells: list, out: Path) -> Any:
+    """The ``--executor`` of a run (serial by default; see :mod:`evbench.harness.executors`).
+
+    Raises:
+        SystemExit: A bad executor flag, a missing optional extra or a cell the executor cannot place.
+    """
+    from evbench.harness.executors import ExecutorError, make_executor, split_device
+
+    kind = args.executor
+    if kind != "ray" and args.address:
+        raise SystemExit("evbench: --address: only with --executor ray")
+    if kind != "slurm" and (args.slurm_partition or args.slurm_gpus_per_task):
+        raise SystemExit("evbench: --slurm-partition/--slurm-gpus-per-task: only with --executor slurm")
+    try:
+        placed = sorted({c.device for c in cells if split_device(c.device)[1]})
+        if placed and kind != "ray":
+            raise ExecutorError(f"--device {','.join(placed)}: placement on a node resource needs --executor ray")
+        executor = make_executor(kind, out=out, address=args.address, threads=args.threads,
+                                 slurm_partition=args.slurm_partition, slurm_gpus_per_task=args.slurm_gpus_per_task)
+    except ExecutorError as exc:
+        raise SystemExit(f"evbench: {exc}") from None
+    return executor
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -343,8 +393,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         out = Path(args.out) if args.out else _default_out(suite.name)
     print(f"suite {suite.name}: {len(cells)} cells -> {out}", file=sys.stderr)
-    summary = run_cells(cells, out=out, resume=args.resume, progress=not args.quiet, cache_dir=args.cache_dir,
-                        gmacs_per_frame=args.gmacs_per_frame)
+    executor = _executor(args, cells, out)
+    from evbench.harness.rundir import ResultStoreError, RunInterrupted
+
+    try:
+        summary = run_cells(cells, out=out, resume=args.resume, progress=not args.quiet, cache_dir=args.cache_dir,
+                            gmacs_per_frame=args.gmacs_per_frame, executor=executor)
+    except RunInterrupted as exc:  # Ctrl-C: one line, exit 130 (128 + SIGINT)
+        print(f"evbench: {exc}; resume with `{_resume_command(args, out)}`", file=sys.stderr)
+        return 130
+    except ResultStoreError as exc:  # read-only / full --out, or another run holds it
+        print(f"evbench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        executor.shutdown(wait=False)
     print(f"{summary.done} cells measured, {summary.skipped} already finished, {summary.failed} failed", file=sys.stderr)
     for f in summary.failures:
         print(f"  FAILED {f}", file=sys.stderr)
@@ -358,7 +420,63 @@ def cmd_run(args: argparse.Namespace) -> int:
         page = write_report(out, out / "report", title=f"evbench — {suite.name}")
         print(f"report: {page}")
     _print_summary(out)
+    _print_store_notes(out, report=None if args.no_report else out / "report" / "index.html")
     return 0 if summary.failed == 0 else 3
+
+
+#: Options of ``evbench run`` repeated in the ``--resume`` hint (with the defaults left out).
+_RUN_OPTIONS = {"suite": None, "data": None, "methods": None, "train": None, "test": None, "gmacs_per_frame": None,
+                "device": "cpu", "backend": "torch", "cache_dir": None, "threads": None, "executor": "serial",
+                "address": None, "slurm_partition": None, "slurm_gpus_per_task": None}
+
+
+def _resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The ``evbench run ... --out DIR --resume`` command that continues an interrupted run."""
+    import shlex
+
+    parts = ["evbench", "run"]
+    for name, default in _RUN_OPTIONS.items():
+        value = getattr(args, name, None)
+        if value is not None and value != default:
+            parts += [f"--{name.replace('_', '-')}", str(value)]
+    parts += [f"--{f.replace('_', '-')}" for f in ("quiet", "no_report") if getattr(args, f, False)]
+    return shlex.join([*parts, "--out", str(out), "--resume"])
+
+
+def _print_store_notes(out: Path, *, report: Path | None) -> None:
+    """Console notes on a stored run: bad input files recorded in its rows, unreadable rows.
+
+    Prints (stderr) e.g. ``evbench: 2 files failed to decode: a.mp4 (InvalidDataError: ...), b.mp4 (...);
+    see <report>`` and ``evbench: 1 unreadable row in DIR/results.jsonl skipped (line 7: torn ...)``.
+    """
+    import warnings
+
+    from evbench.harness.results import load
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # counted below instead of one warning per line
+            df = load(out)
+    except FileNotFoundError:
+        return
+    where = f"see {report}" if report is not None else f"see the data_errors of {out / 'results.jsonl'}"
+    bad_files: dict[str, str] = {}
+    for errs in df["data_errors"] if "data_errors" in df.columns else []:
+        for e in errs if isinstance(errs, list) else []:
+            if isinstance(e, dict) and e.get("path"):
+                bad_files.setdefault(str(e["path"]), str(e.get("error", "")))
+    if bad_files:
+        shown = [f"{Path(p).name} ({err})" if err else Path(p).name for p, err in list(bad_files.items())[:3]]
+        more = f", … {len(bad_files) - 3} more" if len(bad_files) > 3 else ""
+        n = len(bad_files)
+        print(f"evbench: {n} file{'s' if n != 1 else ''} failed to decode or load: {', '.join(shown)}{more}; {where}",
+              file=sys.stderr)
+    rows = df.attrs.get("unreadable_rows") or []
+    if rows:
+        first = ", ".join(f"{Path(b.path).name}:{b.line} {b.reason}" for b in rows[:3])
+        more = f", … {len(rows) - 3} more" if len(rows) > 3 else ""
+        n = len(rows)
+        print(f"evbench: {n} unreadable row{'s' if n != 1 else ''} skipped ({first}{more})", file=sys.stderr)
 
 
 def _attach_model_validation(out: Path) -> None:
@@ -400,6 +518,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir / "report"
     page = write_report(run_dir, out, title=args.title or f"evbench — {run_dir.name}")
     print(f"report: {page}")
+    _print_store_notes(run_dir, report=page)
     return 0
 
 
@@ -434,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("methods", help="list registered methods and their cards")
     m.add_argument("--json", action="store_true", help="JSON: name, configurations and card of each method")
     m.add_argument("--config", default="paper", help="configuration whose card is shown (default paper)")
-    m.add_argument("--num-classes", type=int, default=200)
+    m.add_argument("--num-classes", type=int, default=200, help="ignored: a card does not depend on the classes")
     m.set_defaults(func=cmd_methods)
 
     def add_build(q: argparse.ArgumentParser) -> None:
@@ -535,6 +654,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--threads", type=int, help="torch intra-op threads for training and timing (recorded in every row); "
                                                 "1 avoids OpenMP oversubscription on a shared, loaded machine")
+    r.add_argument("--executor", choices=("serial", "ray", "slurm"), default="serial",
+                   help="where cells run: serial (this process, default), ray (one Ray task a cell; "
+                        'pip install "evbench[ray]"), slurm (one submitit job a cell; pip install "evbench[slurm]")')
+    r.add_argument("--address", help="--executor ray: Ray cluster to join, auto or HOST:PORT "
+                                     "(default: start a local Ray instance)")
+    r.add_argument("--slurm-partition", help="--executor slurm: partition of the job arrays")
+    r.add_argument("--slurm-gpus-per-task", type=int, help="--executor slurm: GPUs of a cuda cell's job (default 1)")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("report", help="render the HTML report of a run directory")
@@ -542,6 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="report directory (default RUN/report)")
     rp.add_argument("--title")
     rp.set_defaults(func=cmd_report)
+    from evbench.harness import cli_nightly  # history, compare, nightly; --history on run and report
+
+    cli_nightly.add_parsers(sub, run=r, report=rp)
     return p
 
 

@@ -14,56 +14,42 @@ For each :class:`~evbench.harness.suites.Cell` not already finished (``--resume`
 A cell that fails (bad checkpoint, NaN logits, out of memory, no readable clip)
 is recorded with ``status="failed"`` and its error; the run goes on.  Cells run
 one at a time through an executor with the ``concurrent.futures`` shape
-(:class:`SerialExecutor` by default): timed cells need the device to
-themselves.
+(:class:`~evbench.harness.executors.SerialExecutor` by default), or fan out over
+Ray or Slurm (:mod:`evbench.harness.executors`): every pending cell is submitted,
+rows are collected as cells complete and written here, by the driver alone.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evbench.harness.api import Method
-from evbench.harness.costs import cost_table_rows
 from evbench.harness.devices.modeled import is_modeled_device
 from evbench.harness.env import fingerprint
-from evbench.harness.measure import decision_histograms, evaluate, profile, trace_stats
-from evbench.harness.metrics import accuracy_report
-from evbench.harness.registry import create_method
+from evbench.harness.executors import CellScheduler, SerialExecutor, split_device, submit_cells
+from evbench.harness.measure import measure_cell
+from evbench.harness.registry import create_method, method_card
 from evbench.harness.results import ResultStore
+from evbench.harness.row import CellResult
+from evbench.harness.rundir import exclusive_run
 from evbench.harness.suites import Cell
-from evbench.harness.training import TrainSpec, load_checkpoint, save_checkpoint, train_method
+from evbench.harness.training import (
+    TrainSpec,
+    load_checkpoint,
+    run_seeds,
+    save_checkpoint,
+    seed_everything,
+    train_method,
+)
 
-__all__ = ["SerialExecutor", "RunContext", "measure_cell", "run_cells"]
-
-DEFAULT_MEASURE = {
-    "latency": True, "min_queries": 64, "min_duration_s": 1.0, "max_duration_s": 120.0,
-    "offline": True, "offline_batches": [1, 4, 16], "latency_clips": 8, "eval_batch_size": 8,
-    "count_executed": True, "per_file": False,
-}
-
-
-class SerialExecutor(Executor):
-    """``concurrent.futures.Executor`` that runs each task at ``submit`` time, in this process.
-
-    The default executor: latency cells need exclusive use of the device, and a
-    2-core CPU has nothing to spare.  Any ``Executor`` (a process pool, Ray's or
-    submitit's) can be passed to :func:`run_cells` instead.
-    """
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # noqa: D102
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 — delivered through the future
-            fut.set_exception(exc)
-        return fut
-
+__all__ = ["SerialExecutor", "RunContext", "run_cell", "run_cells"]
 
 @dataclass
 class RunContext:
@@ -84,13 +70,6 @@ class RunContext:
     gmacs_per_frame: float | None = None
     datasets: dict[tuple, Any] = field(default_factory=dict)
 
-    def decode_times(self, dataset: Any, source: str) -> list[dict[str, Any]]:
-        """Per-file decode times of ``dataset`` (memoised per source and sampling; see :func:`decode_times`)."""
-        key = (source, getattr(dataset, "frames", 0), "decode")
-        if key not in self.datasets:
-            self.datasets[key] = decode_times(dataset)
-        return self.datasets[key]
-
     def dataset(self, source: str, *, split: str, frames: int, size: int, train: bool) -> Any:
         """Open (memoised) ``source`` for ``split`` sampled at ``frames`` × ``size`` px."""
         from evbench.harness.data import open_dataset
@@ -105,31 +84,6 @@ class RunContext:
         return self.datasets[key]
 
 
-def decode_times(dataset: Any) -> list[dict[str, Any]]:
-    """Decode every clip of a pixel dataset once, bypassing the frame cache, timing each.
-
-    Returns:
-        One ``{"id", "path", "frames", "decode_ms"}`` per file (``"error"`` instead
-        of ``decode_ms`` for a file that fails), ``decode_ms`` in ms of PyAV /
-        JPEG decoding of the sampled frames only (no resize or normalisation).
-    """
-    from evbench.harness.data import decode_frames
-    from evbench.harness.timing import Stopwatch
-
-    out: list[dict[str, Any]] = []
-    for i, entry in enumerate(dataset.entries):
-        rec: dict[str, Any] = {"id": entry.id, "path": entry.path}
-        try:
-            idx = dataset.indices(i)
-            with Stopwatch() as sw:
-                decode_frames(entry.path, idx)
-            rec.update(frames=len(idx), decode_ms=sw.ms)
-        except Exception as exc:  # noqa: BLE001 — a bad file is reported, not fatal
-            rec["error"] = f"{type(exc).__name__}: {exc}"
-        out.append(rec)
-    return out
-
-
 def _build(cell: Cell, num_classes: int, dataset: Any) -> tuple[Method, dict[str, Any]]:
     """Build the cell's method; feature methods take D and the per-frame input cost from the data.
 
@@ -137,6 +91,7 @@ def _build(cell: Cell, num_classes: int, dataset: Any) -> tuple[Method, dict[str
         The method and the overrides actually applied.
     """
     overrides = dict(cell.overrides)
+    seed_everything(_init_seed(cell))  # initial weights are part of a reproducible run
     method = create_method(cell.method, config=cell.config, num_classes=num_classes, **overrides)
     if method.card.input_kind == "features" and len(dataset):
         dim = int(dataset[0].x.shape[-1])
@@ -146,8 +101,22 @@ def _build(cell: Cell, num_classes: int, dataset: Any) -> tuple[Method, dict[str
             extra["gmacs_per_frame"] = float(data_cost)
         if extra:
             overrides = {**overrides, **extra}
+            seed_everything(_init_seed(cell))
             method = create_method(cell.method, config=cell.config, num_classes=num_classes, **overrides)
     return method, overrides
+
+
+def _train_seed(cell: Cell) -> int | None:
+    """The cell's training seed (``TrainSpec.seed``), or ``None`` for an untrained cell."""
+    if cell.train is None or cell.train_data is None:
+        return None
+    return int(cell.train.get("seed", TrainSpec.seed))
+
+
+def _init_seed(cell: Cell) -> int:
+    """Seed of every RNG before the cell's method is built: its training seed, else 0."""
+    seed = _train_seed(cell)
+    return 0 if seed is None else seed
 
 
 def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[str]) -> tuple[dict[str, Any], list]:
@@ -175,163 +144,73 @@ def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[
             "train_clips": len(train_ds), "train_logs": report.logs[-1:] if report.logs else []}, report.skipped
 
 
-def measure_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
-    """Measure one cell; returns its result row (``status="ok"``).
+def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
+    """Build, train (or reuse the sibling's checkpoint) and measure one cell; returns its stored row.
+
+    The measurement itself is :func:`evbench.harness.measure.measure_cell` with
+    the cell's resolved :class:`~evbench.harness.settings.MeasureSettings`; this
+    function opens the data, builds the method (seeded), trains it, and adds
+    the run-level fields (cell id, suite, label, overrides, training, seeds,
+    data source, timestamps).  Module level and picklable with its arguments,
+    so any ``concurrent.futures`` executor can run it.
+
+    Returns:
+        ``CellResult.to_row()`` (``status="ok"``) plus ``"_samples"``: the
+        per-video table, written to Parquet by :func:`run_cells`.
 
     Raises:
         Exception: Whatever failed; :func:`run_cells` records it as a failed row.
     """
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    m = {**DEFAULT_MEASURE, **cell.measure}
     probe = ctx.dataset(cell.test_data, split=cell.test_split, frames=1, size=1, train=False)
     class_names = list(probe.class_names)
     method, applied = _build(cell, len(class_names), probe)
     card = method.card
     test_ds = ctx.dataset(cell.test_data, split=cell.test_split, frames=card.frames, size=card.resolution, train=False)
-    row: dict[str, Any] = {
-        "cell_id": cell.id, "suite": cell.suite, "method": cell.method, "title": card.title, "config": cell.config,
-        "overrides": cell.overrides, "knobs": cell.knobs, "label": cell.label, "paper": card.paper, "doi": card.doi,
-        "input_kind": card.input_kind, "dataset": test_ds.name, "dataset_source": cell.test_data,
-        "dataset_split": cell.test_split, "dataset_synthetic": bool(test_ds.synthetic),
-        "dataset_note": getattr(test_ds, "note", ""), "device": cell.device, "backend": cell.backend,
-        "precision": "fp32", "modeled": False, "frames_total": card.frames, "resolution": card.resolution,
-        "applied_overrides": applied,
-    }
     errors: list[dict[str, str]] = []
+    info: dict[str, Any] = {"trained": False, "train_s": 0.0}
     if cell.train is not None and cell.train_data is not None:
         info, skipped = _trained(cell, method, ctx, class_names)
         errors += [{**e, "stage": "train"} for e in skipped]
-        row.update({k: v for k, v in info.items() if k != "train_logs"})
-        row["train_last_epoch"] = info.get("train_logs")
-        row["train_data"] = cell.train_data
-    else:
-        row.update({"trained": False, "train_s": 0.0})
-    run_device, modeled = _run_device(cell), is_modeled_device(cell.device)
-    row["modeled"] = modeled
-    method.to(run_device).eval()
-    torch_method, on_ort = method, cell.backend == "onnxruntime" and not modeled
-    if on_ort:
-        from evbench.harness.onnx_backend import backend_info, to_onnxruntime
-
-        method = to_onnxruntime(method.cpu())
-        row["backend_detail"] = backend_info(method)
-
-    ev = evaluate(method, test_ds, device=run_device, knobs=cell.knobs, batch_size=int(m["eval_batch_size"]),
-                  count_executed=bool(m["count_executed"]) and not on_ort, progress=ctx.progress)
-    errors += [{**e, "stage": "eval"} for e in ev.errors]
-    n = len(ev.samples)
-    row["num_videos"] = n
-    if row["trained"]:
-        row.update(accuracy_report(ev.logits, ev.labels, class_names))
-    else:
-        row["accuracy_note"] = "not measured: untrained weights (no training split given), accuracy would be chance"
-    stats = trace_stats(method, ev.traces, ev.frames_given)
-    row.update({k: v for k, v in stats.items() if k not in ("per_video_gmacs",)})
-    row.update(decision_histograms(ev.decisions))
-    if ev.executed_gmacs_total is not None:
-        row["executed_gmacs_per_video"] = ev.executed_gmacs_total / n
-    row["decode_ms_mean"] = float(ev.samples["decode_ms"].mean())
-    row["preprocess_ms_mean"] = float(ev.samples["preprocess_ms"].mean())
-    row["cache_hit_fraction"] = float(ev.samples["cached"].mean())
-    if m["per_file"] and hasattr(test_ds, "indices"):
-        row["per_file"] = ctx.decode_times(test_ds, cell.test_data)
-    row["cost_table"] = cost_table_rows(method)
-
-    if m["latency"] and modeled:
-        row.update(_modeled_latency(method, ev.traces, cell, row))
-    elif m["latency"]:
-        clips = [test_ds[i].x[None] for i in _loadable(test_ds, ev.samples["id"].tolist(), int(m["latency_clips"]))]
-        prof = profile(method, clips, device=run_device, knobs=cell.knobs, min_queries=int(m["min_queries"]),
-                       min_duration_s=float(m["min_duration_s"]), max_duration_s=float(m["max_duration_s"]),
-                       offline=bool(m["offline"]), offline_batches=tuple(m["offline_batches"]),
-                       count_executed=not on_ort)
-        if on_ort:
-            from evbench.harness.onnx_backend import max_abs_logit_diff
-
-            row.update(max_abs_logit_diff(torch_method, method, clips, knobs=cell.knobs))
-        lat = prof["latency"]
-        row.update({
-            "latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
-            "latency_ms_mean": lat["mean"], "latency_ms_std": lat["std"], "latency_queries": lat["n"],
-            "latency_samples_ms": lat["samples_ms"], "latency_convention": lat["convention"],
-            "latency_stopped_by": lat.get("stopped_by"), "latency_clips": len(clips),
-            "fps_offline": prof["fps"], "fps_offline_batch": prof["fps_offline_batch"],
-            "peak_rss_mb": prof["peak_rss_mb"], "peak_cuda_mb": prof["peak_cuda_mb"],
-            "energy_j_per_clip": prof["energy_j_per_clip"], "energy_source": prof["energy_source"],
-            "gmacs_static_upper": prof["gmacs_static_upper"], "threads": prof["threads"],
-            **_stream_fps(row, lat["mean"]),
-        })
-    row["data_errors"] = errors
-    row["conventions"] = {
-        "gmacs": "multiply-accumulates x 1e-9 (fvcore cost table, summed over each video's trace)",
-        "executed": "FlopCounterMode/2 + fused-RNN/BN/pool formulas, plus declared input costs",
-        "accuracy": "top-1/top-5 over test videos, 95 % bootstrap (1000 resamples, seed 0); mAP = mean per-class AP of softmax scores",
-    }
-    row["env"] = fingerprint(device=run_device, backend=row.get("backend_detail", {}).get("backend", cell.backend),
-                             precision="fp32")
-    row["status"] = "ok"
-    row["started"] = started
-    row["wall_s"] = time.perf_counter() - t0
-    row["_samples"] = ev.samples.assign(cell_id=cell.id)
+    modeled = is_modeled_device(cell.device)
+    res = measure_cell(method, test_ds, cell.measure, knobs=cell.knobs,
+                       device=cell.device if modeled else _run_device(cell), backend=cell.backend,
+                       trained=bool(info["trained"]), progress=ctx.progress)
+    res.cell_id, res.suite, res.label, res.config = cell.id, cell.suite, cell.label, cell.config
+    res.method, res.device = cell.method, cell.device
+    res.overrides, res.applied_overrides = cell.overrides, applied
+    res.dataset_source, res.dataset_split = cell.test_data, cell.test_split
+    res.train_s, res.train_reused, res.checkpoint = info.get("train_s"), info.get("train_reused"), info.get("checkpoint")
+    res.train_seconds_original, res.train_clips = info.get("train_seconds_original"), info.get("train_clips")
+    if info["trained"]:
+        res.train_last_epoch, res.train_data = info.get("train_logs"), cell.train_data
+    res.data_errors = errors + (res.data_errors or [])
+    res.seeds = run_seeds(_train_seed(cell), tsn_sampling=card.input_kind == "pixels",
+                          carve_out=getattr(test_ds, "split_seed", None))
+    res.node = socket.gethostname()
+    res.started = started
+    res.wall_s = time.perf_counter() - t0
+    row = res.to_row()
+    row["_samples"] = res.samples.assign(cell_id=cell.id)
     return row
-
-
-def _stream_fps(row: dict[str, Any], mean_ms: float) -> dict[str, float]:
-    """Honest single-stream FPS: frames actually processed vs frames the clip spans, per mean latency (ms).
-
-    Early-exit papers often report the second as if it were the first.
-    """
-    return {"fps_stream_processed": 1000.0 * row["frames_used"] / mean_ms,
-            "fps_stream_covered": 1000.0 * row["frames_total"] / mean_ms}
 
 
 def _run_device(cell: Cell) -> str:
     """Where the cell's torch work runs: its device, or the CPU for a modeled device."""
-    return "cpu" if is_modeled_device(cell.device) else cell.device
-
-
-def _modeled_latency(method: Method, traces: list, cell: Cell, row: dict[str, Any]) -> dict[str, Any]:
-    """Latency columns of a modeled device from every evaluated video's trace (``modeled: true``).
-
-    Accuracy and GMACs are device-independent and were measured on the CPU;
-    only the latency is the roofline model's (:func:`evbench.harness.devices.modeled.model_latency`).
-    """
-    from evbench.harness.devices.modeled import model_latency
-
-    mod = model_latency(method, traces, device=cell.device, backend=cell.backend)
-    lat = mod["latency_ms"]
-    return {
-        "latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
-        "latency_ms_mean": lat["mean"], "latency_samples_ms": lat["samples"], "latency_clips": len(traces),
-        "latency_convention": mod["modeled_note"], "backend": mod["backend"],
-        **_stream_fps(row, lat["mean"]),
-        "modeled_device": mod["device_profile"], "modeled_calibration": {
-            k: v for k, v in mod["calibration"].items() if k != "points"},
-        "modeled_validation": mod["validation"],
-    }
-
-
-def _loadable(dataset: Any, ok_ids: list[str], k: int) -> list[int]:
-    """Indices of the first ``k`` clips that loaded during evaluation."""
-    ids = set(ok_ids)
-    out = []
-    for i, entry in enumerate(getattr(dataset, "entries", [])):
-        if entry.id in ids:
-            out.append(i)
-        if len(out) == k:
-            break
-    return out or [0]
+    return "cpu" if is_modeled_device(cell.device) else split_device(cell.device)[0]
 
 
 def _failed_row(cell: Cell, exc: BaseException) -> dict[str, Any]:
-    return {
-        "cell_id": cell.id, "suite": cell.suite, "method": cell.method, "config": cell.config,
-        "overrides": cell.overrides, "knobs": cell.knobs, "label": cell.label, "dataset_source": cell.test_data,
-        "device": cell.device, "backend": cell.backend, "status": "failed",
-        "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8),
-        "env": fingerprint(device=_run_device(cell), backend=cell.backend),
-    }
+    """The stored row of a cell that failed: its identity, the error and the traceback (``status="failed"``)."""
+    return CellResult(
+        cell_id=cell.id, suite=cell.suite, method=cell.method, config=cell.config, overrides=cell.overrides,
+        knobs=cell.knobs, label=cell.label, dataset_source=cell.test_data, dataset_split=cell.test_split,
+        device=cell.device, backend=cell.backend, measure_settings=cell.measure.to_dict(), status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=getattr(exc, "remote_traceback", None) or traceback.format_exc(limit=8),
+        env=fingerprint(device=_run_device(cell), backend=cell.backend),
+    ).to_row()
 
 
 @dataclass
@@ -344,6 +223,7 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
 
 
+@exclusive_run  # DIR/.lock held for the whole run; Ctrl-C -> RunInterrupted
 def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, progress: bool = True,
               cache_dir: str | None = None, executor: Executor | None = None,
               gmacs_per_frame: float | None = None) -> RunSummary:
@@ -363,6 +243,10 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
 
     Raises:
         FileExistsError: ``out`` already has results and ``resume`` is False.
+        RunLockedError: Another run holds ``out`` (its ``.lock`` names the pid).
+        ResultStoreError: A row or sample file could not be written (disk full,
+            read-only, no permission); the run stops, finished rows are kept.
+        RunInterrupted: Ctrl-C; carries the number of finished cells kept.
     """
     from tqdm.auto import tqdm
 
@@ -374,32 +258,84 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
     executor = executor or SerialExecutor()
     summary = RunSummary()
     unique = list({c.id: c for c in cells}.values())
-    for cell in tqdm(unique, desc="cells", disable=not progress):
-        if cell.id in finished:
-            summary.skipped += 1
-            continue
-        fut = executor.submit(measure_cell, cell, ctx)
+    pending = [c for c in unique if c.id not in finished]
+    summary.skipped = len(unique) - len(pending)
+    check = getattr(executor, "check_cells", None)
+    if check is not None:
+        check(pending)  # fail fast: a resource no node offers would wait forever
+    sched = CellScheduler(executor, finished=[c for c in unique if c.id in finished])
+    bar = tqdm(total=len(unique), initial=summary.skipped, desc="cells", disable=not progress)
+    inflight: dict[Future, Cell] = {}
+
+    def collect(fut: Future) -> None:
+        cell = inflight.pop(fut)
         try:
             row = fut.result()
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # noqa: BLE001 — recorded, the run goes on
+        except Exception as exc:  # noqa: BLE001 — recorded, the run goes on (a dead worker too)
             store.append(_failed_row(cell, exc))
             summary.failed += 1
             summary.failures.append(f"{cell.label}: {type(exc).__name__}: {exc}")
-            continue
-        samples = row.pop("_samples")
-        store.write_samples(cell.id, samples)
-        store.append(row)
-        summary.done += 1
+            sched.done(cell, ok=False)
+        else:
+            for key, value in (("node", socket.gethostname()),
+                               ("executor", getattr(executor, "name", type(executor).__name__))):
+                if row.get(key) is None:  # typed rows carry every key, None = not set by the worker
+                    row[key] = value
+            samples = row.pop("_samples")
+            store.write_samples(cell.id, samples)
+            store.append(row)
+            summary.done += 1
+            sched.done(cell, ok=True)
+        bar.update(1)
+
+    try:
+        one_at_a_time = isinstance(executor, SerialExecutor)  # keeps the serial order and row-by-row writes
+        while pending or inflight:
+            ready = sched.take_ready(pending, limit=1 if one_at_a_time else None)
+            for cell, fut in zip(ready, submit_cells(executor, _cell_fn(), ready, ctx), strict=True):
+                inflight[fut] = cell
+                if fut.done():  # the serial executor ran it already: write its row before the next starts
+                    collect(fut)
+            if inflight:
+                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                for fut in [f for f in inflight if f in done]:  # in submission order
+                    collect(fut)
+    except BaseException:
+        if inflight:
+            executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
     return summary
 
 
+def _cell_fn() -> Callable[[Cell, RunContext], dict[str, Any]]:
+    """The per-cell function, looked up at call time (tests substitute it)."""
+    return run_cell
+
+
 def knob_sweep(method_name: str, config: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Knob settings of the card's sweeps: the default, then one knob varied at a time."""
-    method = create_method(method_name, config=config, num_classes=2, **(overrides or {}))
+    """Knob settings of the card's sweeps: the default, then one knob varied at a time.
+
+    Reads the card only (:func:`evbench.harness.registry.method_card`): no network is built.
+
+    Args:
+        method_name: Registered method name.
+        config: Configuration name.
+        overrides: Builder keyword arguments (they may change the sweeps, e.g. ``frames``).
+
+    Returns:
+        ``[{}]`` followed by one ``{knob: value}`` per sweep value that is not the knob's default.
+
+    Raises:
+        evbench.harness.registry.UnknownMethodError: Unknown method or configuration.
+        TypeError: An override the builder does not accept.
+    """
+    card = method_card(method_name, config, **(overrides or {}))
     settings: list[dict[str, Any]] = [{}]
-    for knob in method.card.knobs:
+    for knob in card.knobs:
         settings += [{knob.name: v} for v in knob.sweep if v != knob.default]
     return settings
 

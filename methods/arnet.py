@@ -94,6 +94,7 @@ from evbench.methods.common import (
     FEATURE_CONFIG,
     FeatureEncoder,
     PixelEncoder,
+    check_downscale,
     lstm_cell_entry,
 )
 from evbench.methods.policy import RecurrentPolicy, gumbel_straight_through, gumbel_tau
@@ -132,7 +133,23 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # skip policy on pre-extracted features (B, 25, 4096)
     "features": {**FEATURE_CONFIG, "skips": [1, 2, 4], "hidden": 512, "policy_dim": 256,
                  "eff_reference_gmacs": RESNET50_GMACS},
+    # the official test path, for official checkpoints (load_official_arnet): nearest-neighbour downscaling
+    # (ops/dataset.py rescale_proc) and the official policy roll-out (cell state updated on skipped frames,
+    # the policy run on them, an all-skipped clip predicts zeros)
+    "official": {
+        "input_kind": "pixels", "frames": 16,
+        "backbones": ["resnet50", "resnet34", "resnet18"], "resolutions": [224, 168, 112],
+        "policy_backbone": "mobilenet_v2", "policy_resolution": 84, "hidden": 512, "skips": [1, 2, 4],
+        "policy_head": True, "warmup_all_frames": True, "joint_backbones": True, "eff_reference_gmacs": 0.0,
+        "downscale": "nearest", "rollout": "official",
+    },
 }
+
+#: ``rollout`` values: ``"evbench"`` — a skipped frame runs nothing (policy state frozen, hidden and cell) and
+#: an all-skipped clip predicts ``lite_fc`` of the final policy state; ``"official"`` — as the official
+#: ``get_lite_j_and_r``: the policy CNN and LSTM run on every frame, a skipped frame keeps the previous hidden
+#: state but takes the new cell state, and an all-skipped clip gets all-zero logits (``combine_logits``).
+ROLLOUTS = ("evbench", "official")
 
 #: On CPU a grouped backbone call holds at most this many input pixels (4 frames at 224 px): larger
 #: calls spill activations out of cache and run slower per MAC (measured on the 2-core CPU, 1 thread:
@@ -189,6 +206,7 @@ class _ARNetBase(Method):
 
     num_classes: int
     skips: tuple[int, ...]
+    rollout: str = "evbench"  # ROLLOUTS
     n_pred: int  # actions that produce a prediction (branches + policy head, or "use")
     hidden: int
     alpha: float
@@ -224,10 +242,10 @@ class _ARNetBase(Method):
     def _video_logits(self, sums: torch.Tensor, counts: list[int], h_last: torch.Tensor,
                       traces: list[list[TraceStep]]) -> torch.Tensor:
         """Mean of the executed frames' logits ``(B, C)``; an all-skipped video falls back to
-        ``lite_fc`` on its last policy state (the official code returns zeros, i.e. class 0)."""
+        ``lite_fc`` on its last policy state (rollout ``"official"``: zeros, i.e. class 0, as officially)."""
         out = sums / torch.tensor([max(1, n) for n in counts], device=sums.device, dtype=sums.dtype).unsqueeze(1)
         empty = [i for i, n in enumerate(counts) if n == 0]
-        if empty:
+        if empty and self.rollout != "official":
             rows = torch.tensor(empty, device=sums.device)
             out = out.index_copy(0, rows, self.lite_fc(h_last.index_select(0, rows)))
             for i in empty:
@@ -242,6 +260,10 @@ class _ARNetBase(Method):
     def _rollout(self, x: torch.Tensor, bias: torch.Tensor, force_action: int | None,
                  ) -> tuple[list[list[int]], torch.Tensor, torch.Tensor, list[list[TraceStep]]]:
         """Run the policy frame by frame on the frames that are not being skipped.
+
+        With ``rollout="official"`` the policy runs on every frame (its steps are in
+        the trace and costed): a frame being skipped keeps the previous hidden
+        state and takes the new cell state, as the official ``get_lite_j_and_r``.
 
         Args:
             x: ``(B, T, ...)`` clip batch.
@@ -269,8 +291,19 @@ class _ARNetBase(Method):
             for i in range(b):
                 traces[i] += [s for tt in range(t_total) for s in self._policy_step_trace(tt)[0]]
         bias = bias.to(x.device, x.dtype)
+        official = self.rollout == "official"
         for t in range(t_total):
             active = [i for i in range(b) if remain[i] == 0]
+            skipping = [i for i in range(b) if remain[i] > 0] if official else []
+            if skipping:  # official: the LSTM still steps; hidden state restored, cell state kept
+                rows = torch.tensor(skipping, device=x.device)
+                feat = pre[rows, t] if pre is not None else self._policy_features(x, rows, t)
+                _hn, cn = rnn(feat, (h.index_select(0, rows), c.index_select(0, rows)))
+                linear(_hn)
+                c = c.index_copy(0, rows, cn)
+                enc_steps, rnn_steps = self._policy_step_trace(t)
+                for i in skipping:
+                    traces[i] += rnn_steps if pre is not None else enc_steps + rnn_steps
             if active:
                 rows = torch.tensor(active, device=x.device)
                 feat = pre[rows, t] if pre is not None else self._policy_features(x, rows, t)
@@ -327,7 +360,8 @@ class _ARNetBase(Method):
             if r_prev is not None:
                 r = torch.where(keep[:, None], r_prev, r)
                 hn = torch.where(keep[:, None], h, hn)
-                cn = torch.where(keep[:, None], c, cn)
+                if self.rollout != "official":  # official: the cell state moves on during a skip
+                    cn = torch.where(keep[:, None], c, cn)
             a = r.detach().argmax(1)
             is_skip = (~keep) & (a >= self.n_pred)
             new_len = skip_len[(a - self.n_pred).clamp(min=0, max=len(self.skips) - 1)]
@@ -428,9 +462,15 @@ class ARNet(_ARNetBase):
             keeps them fixed there (CPU budget).
         eff_reference_gmacs: If > 0, the efficiency term's GMACs are rescaled so the most
             expensive action costs this much (0: raw cost-table GMACs, official).
+        downscale: How the branch and policy resolutions are derived from the ``R`` px
+            crop (:data:`evbench.methods.common.DOWNSCALE_MODES`; ``"nearest"`` for
+            official weights, as the official ``ops/dataset.py``).
+        rollout: :data:`ROLLOUTS` — ``"official"`` reproduces the official policy
+            roll-out on skipped frames and the all-skipped zeros.
 
     Raises:
-        ValueError: Mismatched ``backbones``/``resolutions`` or an empty branch list.
+        ValueError: Mismatched ``backbones``/``resolutions``, an empty branch list,
+            or an unknown ``downscale``/``rollout``.
     """
 
     def __init__(
@@ -439,9 +479,14 @@ class ARNet(_ARNetBase):
         policy_backbone: str = "mobilenet_v2", policy_resolution: int = 84, hidden: int = 512,
         skips: Sequence[int] = (1, 2, 4), policy_head: bool = True, alpha: float = 0.1, beta: float = 0.3,
         dropout: float = 0.5, tau0: float = 5.0, tau_decay: float = 0.045, warmup_all_frames: bool = True,
-        joint_backbones: bool = True, eff_reference_gmacs: float = 0.0,
+        joint_backbones: bool = True, eff_reference_gmacs: float = 0.0, downscale: str = "antialias",
+        rollout: str = "evbench",
     ) -> None:
         super().__init__()
+        if rollout not in ROLLOUTS:
+            raise ValueError(f"arnet: rollout must be one of {', '.join(ROLLOUTS)}; got {rollout!r}")
+        self.rollout = rollout
+        self.downscale = check_downscale(downscale)
         if len(backbones) != len(resolutions) or not backbones:
             raise ValueError(f"need one resolution per branch backbone, got {list(backbones)} / {list(resolutions)}")
         self.num_classes = num_classes
@@ -456,44 +501,40 @@ class ARNet(_ARNetBase):
         self.eff_reference_gmacs = eff_reference_gmacs
         self.policy = RecurrentPolicy(num_actions=self.num_actions, backbone=policy_backbone,
                                       resolution=policy_resolution, hidden=hidden, prefix="policy")
+        self.policy.encoder.downscale = self.downscale
         self.lite_fc = nn.Linear(hidden, num_classes)
         self.branches = nn.ModuleList(
-            PixelEncoder(bb, r, module_name=f"branches.{i}.backbone") for i, (bb, r) in enumerate(zip(backbones, resolutions, strict=True)))
+            PixelEncoder(bb, r, module_name=f"branches.{i}.backbone", downscale=self.downscale)
+            for i, (bb, r) in enumerate(zip(backbones, resolutions, strict=True)))
         self.heads = nn.ModuleList(nn.Linear(br.dim, num_classes) for br in self.branches)
         self.dropout = nn.Dropout(dropout)
         for lin in [self.policy.linear, self.lite_fc, *self.heads]:  # official make_a_linear: N(0, 0.001), bias 0
             nn.init.normal_(lin.weight, 0.0, 0.001)
             nn.init.zeros_(lin.bias)
         self.policy_resolution = policy_resolution
-        # force=<res> picks the branch at that resolution; the policy head only if no branch has it
-        force = tuple(dict.fromkeys(self.resolutions + ((policy_resolution,) if self.has_policy_head else ())))
-        paper_cfg = (tuple(backbones), self.resolutions, policy_backbone, policy_resolution, frames) == (
-            ("resnet50", "resnet34", "resnet18"), (224, 168, 112), "mobilenet_v2", 84, 16)
-        published: dict[str, float] = {}
-        if paper_cfg:
-            published = {"map_activitynet": 73.8, "gmacs_per_video": 33.47, "gmacs_resnet50_224": 4.11,
-                         "gmacs_resnet34_168": 2.25, "gmacs_resnet18_112": 0.49, "gmacs_mobilenet_v2_84": 0.053,
-                         "uniform_resnet50_gmacs_per_video": 65.76}
-        self.card = MethodCard(
-            name="arnet",
-            title="AR-Net (" + ", ".join(f"{bb}@{r}" for bb, r in zip(backbones, resolutions, strict=True))
-                  + f"; policy {policy_backbone}@{policy_resolution})",
-            paper=PAPER, doi=DOI, code=CODE, input_kind="pixels", frames=frames,
-            resolution=max(self.resolutions), resolutions=force, knobs=_knob_specs(),
-            force_options=force, stages=("warmup", "joint", "finetune"),
-            upper_bound_knobs={"force": max(self.resolutions)}, config=config, published=published,
-            published_source=("AR-Net ECCV 2020 Table 1 (ActivityNet-v1.3, 16 frames: AR-Net 73.8 mAP at 33.47 "
-                              "GFLOPs(=GMACs)/video, uniform ResNet-50 65.76); per-module GMACs from the "
-                              "paper's cost convention (thop, official ops/net_flops_table.py)") if published else "",
-            notes=("Inference: arg-max decisions (the official test path samples Gumbel noise); only the chosen "
-                   "branch runs per frame, frames grouped per branch across the batch; skipped frames run nothing. "
-                   "All frames skipped: logits = lite_fc(final policy state) (official: zeros). Skipped frames "
-                   "also freeze the LSTM cell state (official keeps updating cx). Random initialisation "
-                   "(no ImageNet download); load official weights with evbench.methods.arnet.load_official_arnet."
-                   + ("" if warmup_all_frames and joint_backbones else
-                      " CPU budget: branch backbones fixed in the joint stage, warm-up on a random share of "
-                      "frames per branch; efficiency term rescaled so the largest action costs 4.11 GMACs.")),
-        )
+
+    @property
+    def inference_settings(self) -> dict[str, Any]:
+        """How this instance turns its input into decisions: ``downscale``, ``rollout``, ``input_norm``.
+
+        From the configuration's ``downscale``/``rollout`` build keys; a result row records it.
+        """
+        return {"downscale": self.downscale, "rollout": self.rollout, "input_norm": "imagenet"}
+
+    def set_inference(self, *, downscale: str | None = None, rollout: str | None = None) -> None:
+        """Change the downscaling and/or roll-out setting after building (None keeps it).
+
+        Raises:
+            ValueError: Unknown value.
+        """
+        if rollout is not None:
+            if rollout not in ROLLOUTS:
+                raise ValueError(f"arnet: rollout must be one of {', '.join(ROLLOUTS)}; got {rollout!r}")
+            self.rollout = rollout
+        if downscale is not None:
+            self.downscale = check_downscale(downscale)
+            for enc in [self.policy.encoder, *self.branches]:
+                enc.downscale = self.downscale
 
     # -- names and costs -----------------------------------------------------------
     def action_names(self) -> list[str]:
@@ -788,22 +829,6 @@ class ARNetFeatures(_ARNetBase):
             nn.init.normal_(lin.weight, 0.0, 0.001)
             nn.init.zeros_(lin.bias)
         self.policy_dim = policy_dim
-        cost_note = (f"policy input = a cheap extractor assumed to cost {policy_input_ratio:.4f} × the per-frame "
-                     f"feature cost ({self.cheap_gmacs:.3f} GMACs, the paper's MobileNetV2@84/ResNet-50@224 ratio), "
-                     "charged on every frame the policy looks at; a used frame adds the full feature cost"
-                     if policy_input == "cheap" else
-                     "every frame the policy looks at is charged the full feature cost (the projection is computed "
-                     "from it); using the frame adds nothing more")
-        self.card = MethodCard(
-            name="arnet", title="AR-Net skip policy (features)", paper=PAPER, doi=DOI, code=CODE,
-            input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knob_specs(),
-            force_options=("use",), stages=("warmup", "joint", "finetune"), upper_bound_knobs={"force": "use"},
-            config=config,
-            notes=("Feature-level analogue of AR-Net: skip-only policy (use / skip 1, 2, 4) on a learned projection "
-                   "ReLU(Linear(D→P)) of the frame feature. " + cost_note + ". Accuracy is that of a policy "
-                   "reading a projection of the full feature (optimistic for a truly cheap extractor). Arg-max "
-                   "decisions; all frames skipped → lite_fc(final policy state)."),
-        )
 
     def action_names(self) -> list[str]:
         """``use`` then ``skip<s>``."""
@@ -945,7 +970,58 @@ class ARNetFeatures(_ARNetBase):
 # =============================================================================== builder
 
 
-@register_method("arnet", configs=CONFIGS,
+def arnet_card(*, config: str, input_kind: str = "pixels", frames: int = 16,
+               backbones: Sequence[str] = ("resnet50", "resnet34", "resnet18"),
+               resolutions: Sequence[int] = (224, 168, 112), policy_backbone: str = "mobilenet_v2",
+               policy_resolution: int = 84, policy_head: bool = True, feature_dim: int = 0,
+               gmacs_per_frame: float = 0.0, policy_input: str = "cheap",
+               policy_input_ratio: float = PAPER_POLICY_RATIO, warmup_all_frames: bool = True,
+               joint_backbones: bool = True, **_: Any) -> MethodCard:
+    """The AR-Net card of a configuration (no network is built); arguments as for :func:`build_arnet`.
+
+    The paper's mAP and GMACs (Table 1) and the per-module GMACs are claims of the claims registry
+    (``arnet-*``), not card data.
+    """
+    if input_kind == "pixels":
+        res = tuple(int(r) for r in resolutions)
+        # force=<res> picks the branch at that resolution; the policy head only if no branch has it
+        force = tuple(dict.fromkeys(res + ((policy_resolution,) if policy_head else ())))
+        return MethodCard(
+            name="arnet",
+            title="AR-Net (" + ", ".join(f"{bb}@{r}" for bb, r in zip(backbones, res, strict=True))
+                  + f"; policy {policy_backbone}@{policy_resolution})",
+            paper=PAPER, doi=DOI, code=CODE, input_kind="pixels", frames=frames,
+            resolution=max(res), resolutions=force, knobs=_knob_specs(),
+            force_options=force, stages=("warmup", "joint", "finetune"),
+            upper_bound_knobs={"force": max(res)}, config=config,
+            notes=("Inference: arg-max decisions (the official test path samples Gumbel noise); only the chosen "
+                   "branch runs per frame, frames grouped per branch across the batch; skipped frames run nothing. "
+                   "All frames skipped: logits = lite_fc(final policy state) (official: zeros). Skipped frames "
+                   "also freeze the LSTM cell state (official keeps updating cx). Random initialisation "
+                   "(no ImageNet download); load official weights with evbench.methods.arnet.load_official_arnet."
+                   + ("" if warmup_all_frames and joint_backbones else
+                      " CPU budget: branch backbones fixed in the joint stage, warm-up on a random share of "
+                      "frames per branch; efficiency term rescaled so the largest action costs 4.11 GMACs.")),
+        )
+    cost_note = (f"policy input = a cheap extractor assumed to cost {policy_input_ratio:.4f} × the per-frame "
+                 f"feature cost ({policy_input_ratio * gmacs_per_frame:.3f} GMACs, the paper's MobileNetV2@84/ResNet-50@224 ratio), "
+                 "charged on every frame the policy looks at; a used frame adds the full feature cost"
+                 if policy_input == "cheap" else
+                 "every frame the policy looks at is charged the full feature cost (the projection is computed "
+                 "from it); using the frame adds nothing more")
+    return MethodCard(
+        name="arnet", title="AR-Net skip policy (features)", paper=PAPER, doi=DOI, code=CODE,
+        input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knob_specs(),
+        force_options=("use",), stages=("warmup", "joint", "finetune"), upper_bound_knobs={"force": "use"},
+        config=config,
+        notes=("Feature-level analogue of AR-Net: skip-only policy (use / skip 1, 2, 4) on a learned projection "
+               "ReLU(Linear(D→P)) of the frame feature. " + cost_note + ". Accuracy is that of a policy "
+               "reading a projection of the full feature (optimistic for a truly cheap extractor). Arg-max "
+               "decisions; all frames skipped → lite_fc(final policy state)."),
+    )
+
+
+@register_method("arnet", configs=CONFIGS, card=arnet_card,
                  summary="AR-Net (ECCV 2020): per-frame resolution/skip policy, only the chosen backbone runs")
 def build_arnet(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int = 16,
                 backbones: Sequence[str] = ("resnet50", "resnet34", "resnet18"),
@@ -955,7 +1031,7 @@ def build_arnet(*, num_classes: int, config: str = "paper", input_kind: str = "p
                 policy_dim: int = 256, policy_input: str = "cheap", policy_input_ratio: float = PAPER_POLICY_RATIO,
                 alpha: float = 0.1, beta: float = 0.3, dropout: float = 0.5, tau0: float = 5.0,
                 tau_decay: float = 0.045, warmup_all_frames: bool = True, joint_backbones: bool = True,
-                eff_reference_gmacs: float = 0.0) -> Method:
+                eff_reference_gmacs: float = 0.0, downscale: str = "antialias", rollout: str = "evbench") -> Method:
     """AR-Net on pixels ``(B, T, 3, R, R)`` (:class:`ARNet`) or features ``(B, T, D)`` (:class:`ARNetFeatures`).
 
     Raises:
@@ -967,7 +1043,8 @@ def build_arnet(*, num_classes: int, config: str = "paper", input_kind: str = "p
     if input_kind == "pixels":
         return ARNet(backbones=backbones, resolutions=resolutions, policy_backbone=policy_backbone,
                      policy_resolution=policy_resolution, policy_head=policy_head,
-                     warmup_all_frames=warmup_all_frames, joint_backbones=joint_backbones, **common)
+                     warmup_all_frames=warmup_all_frames, joint_backbones=joint_backbones, downscale=downscale,
+                     rollout=rollout, **common)
     if input_kind == "features":
         return ARNetFeatures(feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame, policy_dim=policy_dim,
                              policy_input=policy_input, policy_input_ratio=policy_input_ratio, **common)
@@ -1025,7 +1102,8 @@ _ARNET_RULES = [
 
 
 def load_official_arnet(method: ARNet, source: str | os.PathLike[str] | Mapping[str, torch.Tensor], *,
-                        ignore: Callable[[str], bool] | None = None) -> ARNet:
+                        ignore: Callable[[str], bool] | None = None, downscale: str | None = "nearest",
+                        rollout: str | None = "official") -> ARNet:
     """Load an official AR-Net checkpoint (``TSN_Ada`` state_dict) into a pixel :class:`ARNet`.
 
     Key mapping (after stripping DataParallel's ``module.``): ``lite_backbone.*`` →
@@ -1036,11 +1114,18 @@ def load_official_arnet(method: ARNet, source: str | os.PathLike[str] | Mapping[
     ``heads.{k}.*``.  The official classifier layers replaced by ``Dropout`` have no
     parameters, so none are expected.
 
+    Official weights are then run as the official test path runs them: by default
+    ``downscale="nearest"`` and ``rollout="official"`` are selected (configuration
+    ``official`` builds the same); pass ``None`` to keep the built settings.
+    :attr:`ARNet.inference_settings` reports the result.
+
     Args:
         method: A pixel AR-Net whose architecture matches the checkpoint.
         source: A checkpoint path (read with ``weights_only=True``; a ``state_dict``
             entry is used if present) or a state_dict.
         ignore: Predicate for checkpoint keys to drop before the strict check.
+        downscale: Downscaling to select (:data:`evbench.methods.common.DOWNSCALE_MODES`), or None.
+        rollout: Roll-out to select (:data:`ROLLOUTS`), or None.
 
     Returns:
         ``method``, loaded.
@@ -1048,6 +1133,7 @@ def load_official_arnet(method: ARNet, source: str | os.PathLike[str] | Mapping[
     Raises:
         CheckpointError: Missing / unexpected keys or shape mismatches, all listed.
         TypeError: ``method`` is not a pixel AR-Net.
+        ValueError: Unknown ``downscale`` or ``rollout``.
     """
     if not isinstance(method, ARNet):
         raise TypeError(f"load_official_arnet needs a pixel ARNet, got {type(method).__name__}")
@@ -1060,5 +1146,6 @@ def load_official_arnet(method: ARNet, source: str | os.PathLike[str] | Mapping[
         state = flat_to_torchvision_mobilenet_v2(state)
     state = rename_keys(state, _ARNET_RULES)
     load_converted(method, state, source=name, ignore=ignore)
+    method.set_inference(downscale=downscale, rollout=rollout)
     return method
 

@@ -175,30 +175,6 @@ class DynGrid(Method):
         self.depth = len(self.stages)
         self.feature_dim = feature_dim
         self.heads = nn.ModuleList([CheckpointHead(self.stage_inputs[d + 1][0], num_classes) for d in range(self.depth)])
-        self.card = self._make_card(config, backbone)
-
-    def _make_card(self, config: str, backbone: str) -> MethodCard:
-        pixels = self.input_kind == "pixels"
-        return MethodCard(
-            name="dyngrid",
-            title=(f"Dynamic-inference grid ({backbone} @{self.resolution}, {self.frames} frames × {self.depth} depths)"
-                   if pixels else f"Dynamic-inference grid (features, MLP × {self.depth})"),
-            paper=PAPER, doi=DOI, code="", input_kind=self.input_kind, frames=self.frames,
-            resolution=self.resolution, resolutions=(self.resolution,) if pixels else (),
-            feature_dim=0 if pixels else self.feature_dim,
-            knobs=(
-                KnobSpec("threshold", 0.9, "stop at the first checkpoint whose max softmax >= threshold "
-                         "(> 1 walks the whole grid)", THRESHOLD_SWEEP),
-                KnobSpec("route", "diagonal", "grid route: diagonal, depth_first or frame_first", ROUTES),
-            ),
-            stages=("joint",),
-            upper_bound_knobs={"threshold": 1.01},
-            config=config,
-            notes=("No public code; every open design decision is listed in methods/dyngrid.py's docstring "
-                   "(ResNet split after layer2/3/4, checkpoint at every cell with TSN-averaged per-depth heads, "
-                   "max-softmax stop, coarse-to-fine frame order, online shift of 1/8 channels at stage inputs "
-                   "from the previously processed frame, joint deep-supervision training). Random initialisation."),
-        )
 
     # -- inference -------------------------------------------------------------------
     def _frame_input(self, frames: torch.Tensor) -> torch.Tensor:
@@ -330,7 +306,36 @@ class DynGrid(Method):
         return loss, {"ce": loss.item(), "train_top1": (final.argmax(1) == y).float().mean().item()}
 
 
-@register_method("dyngrid", configs=CONFIGS, summary="Dynamic inference: frames x depth grid with checkpoints (CVPR-W 2020)")
+def dyngrid_card(*, config: str, input_kind: str = "pixels", frames: int = 8, backbone: str = "resnet50",
+                 resolution: int = 224, depth: int = 3, feature_dim: int = 0, **_: Any) -> MethodCard:
+    """The dyngrid card of a configuration (no network is built); arguments as for :class:`DynGrid`."""
+    pixels = input_kind == "pixels"
+    depth = len(LAYER_NAMES) if pixels else depth
+    resolution = resolution if pixels else 0
+    return MethodCard(
+        name="dyngrid",
+        title=(f"Dynamic-inference grid ({backbone} @{resolution}, {frames} frames × {depth} depths)"
+               if pixels else f"Dynamic-inference grid (features, MLP × {depth})"),
+        paper=PAPER, doi=DOI, code="", input_kind=input_kind, frames=frames,
+        resolution=resolution, resolutions=(resolution,) if pixels else (),
+        feature_dim=0 if pixels else feature_dim,
+        knobs=(
+            KnobSpec("threshold", 0.9, "stop at the first checkpoint whose max softmax >= threshold "
+                     "(> 1 walks the whole grid)", THRESHOLD_SWEEP, low=0.0),
+            KnobSpec("route", "diagonal", "grid route: diagonal, depth_first or frame_first", ROUTES, choices=ROUTES),
+        ),
+        stages=("joint",),
+        upper_bound_knobs={"threshold": 1.01},
+        config=config,
+        notes=("No public code; every open design decision is listed in methods/dyngrid.py's docstring "
+               "(ResNet split after layer2/3/4, checkpoint at every cell with TSN-averaged per-depth heads, "
+               "max-softmax stop, coarse-to-fine frame order, online shift of 1/8 channels at stage inputs "
+               "from the previously processed frame, joint deep-supervision training). Random initialisation."),
+    )
+
+
+@register_method("dyngrid", configs=CONFIGS, card=dyngrid_card,
+                 summary="Dynamic inference: frames x depth grid with checkpoints (CVPR-W 2020)")
 def build_dyngrid(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int = 8,
                   backbone: str = "resnet50", resolution: int = 224, hidden: int = 512, depth: int = 3,
                   shift_div: int = 8, feature_dim: int = 0, gmacs_per_frame: float = 0.0) -> DynGrid:

@@ -145,45 +145,17 @@ class FrameExit(Method):
         self.mlp = MultiLayerPerceptron(dim, mlp_dim)
         self.classifiers = nn.ModuleList([nn.Linear(mlp_dim, num_classes) for _ in range(frames)])
         self.exit_selector = nn.ModuleList([ExitingGate(mlp_dim) for _ in range(frames - 1)])
-        self.card = self._make_card(config, backbone)
-
-    def _make_card(self, config: str, backbone: str) -> MethodCard:
-        pixels = self.input_kind == "pixels"
-        published: dict[str, float] = {}
-        source = ""
-        if pixels and backbone == "resnet50" and self.resolution == 224 and self.frames == 10:
-            published = {"activitynet_map": 76.12, "activitynet_gflops": 24.7, "minikinetics_top1": 73.31,
-                         "minikinetics_gflops": 19.7, "official_gmacs_per_frame": 4.12}
-            source = ("official FrameExit README results table (released checkpoints activitynet_checkpoint_25gmac.pth, "
-                      "minikinetics_checkpoint_19.7gmac.pth; 'GFLOPs' = GMACs); 4.12 GMACs/frame from inference.py")
-        return MethodCard(
-            name="frameexit",
-            title=f"FrameExit ({backbone} @{self.resolution})" if pixels else "FrameExit gates (features)",
-            paper=PAPER, doi=DOI, code=CODE, input_kind=self.input_kind, frames=self.frames,
-            resolution=self.resolution, resolutions=(self.resolution,) if pixels else (),
-            feature_dim=0 if pixels else self.dim,
-            knobs=(
-                KnobSpec("threshold", 0.5, "gate: exit when sigmoid(−gate logit) > threshold (released gates score "
-                         "continuing; official 0.5; > 1 never exits)", GATE_SWEEP),
-                KnobSpec("first_threshold", 0.99, "first frame exits when max softmax > first_threshold (official 0.99)",
-                         (0.9, 0.99, 1.01)),
-            ),
-            stages=("classifiers", "gates"),
-            upper_bound_knobs={"threshold": 1.01, "first_threshold": 1.01},
-            config=config, published=published, published_source=source,
-            notes=("Gate threshold knob (monotone). Gates and classifiers are per time step, as released. Costs "
-                   "include MLP, classifiers and gates, which the official inference.py (4.12 GMACs/frame) omits. "
-                   "No official training code: two stages (classifiers, then gates with pseudo-labels "
-                   "CE <= beta*exp(t/2)). Random initialisation unless an official checkpoint is loaded."),
-        )
-
     # -- inference -------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *, knobs: Mapping[str, Any] | None = None) -> Output:
         """Run FrameExit with realised savings.
 
         Args:
             x: ``(B, T, 3, R, R)`` or ``(B, T, D)``; T must equal the card's frames.
-            knobs: ``threshold`` (gate), ``first_threshold``.
+            knobs: ``threshold`` (gate), ``first_threshold``; ``force``: ``n`` of
+                ``card.force_options`` (1…T) — every video exits after the first
+                ``n`` frames of the order (``classifiers.{n−1}``); the first-frame
+                classifier and the gates before step ``n`` still run, so forced
+                costs include them.
 
         Returns:
             :class:`Output`; decisions per sample: ``frames`` (processed, in
@@ -191,12 +163,13 @@ class FrameExit(Method):
             ``frames_covered``, ``frames_total``.
 
         Raises:
-            KnobError: Unknown knob.
+            KnobError: Unknown knob or forced value.
             ValueError: Wrong input layout or T.
         """
         kn = self.resolve_knobs(knobs)
         b, t_total = check_clip(x, "frameexit", self.input_kind, self.dim, self.frames)
         thr, fthr = float(kn["threshold"]), float(kn["first_threshold"])
+        forced = None if kn["force"] is None else int(kn["force"])
         active = ActiveSet(b, x.device)
         rec = TraceRecorder(b)
         logits = x.new_zeros(b, self.num_classes)
@@ -221,6 +194,8 @@ class FrameExit(Method):
                 out = self.classifiers[0](z)
                 rec.add(ids, f, "classifiers.0", (self.mlp_dim,), "head")
                 texit = confident(out, fthr, strict=True)
+                if forced is not None:
+                    texit = torch.full_like(texit, forced == 1)
             elif p == last:
                 out = self.classifiers[p](z)
                 rec.add(ids, f, f"classifiers.{p}", (self.mlp_dim,), "head")
@@ -229,6 +204,8 @@ class FrameExit(Method):
                 g = self.exit_selector[p - 1](z, zacc)
                 rec.add(ids, f, f"exit_selector.{p - 1}", (self.mlp_dim,), "policy")
                 texit = gate_exit(g, thr, invert=True, strict=True)
+                if forced is not None:
+                    texit = torch.full_like(texit, p == forced - 1)
                 out = None
                 if bool(texit.any()):
                     sel = texit.nonzero().reshape(-1)
@@ -239,7 +216,8 @@ class FrameExit(Method):
                 i = ids[j]
                 logits[i] = out[j]
                 dec[i].update(exit_frame=f, exit_step=p, frames_processed=p + 1)
-                rec.mark_exit([i], "confidence" if p == 0 else "last_frame" if p == last else "gate")
+                rec.mark_exit([i], "forced" if forced is not None else "confidence" if p == 0
+                              else "last_frame" if p == last else "gate")
             zacc = z
             _, keep = active.retire(texit)
             if not active:
@@ -359,7 +337,36 @@ def load_official_frameexit(method: FrameExit, source: str | Mapping[str, torch.
                    source=source if isinstance(source, str) else "FrameExit state_dict")
 
 
-@register_method("frameexit", configs=CONFIGS, summary="FrameExit: gated temporal early exit (CVPR 2021)")
+def frameexit_card(*, config: str, input_kind: str = "pixels", frames: int = 10, backbone: str = "resnet50",
+                   resolution: int = 224, feature_dim: int = 0, **_: Any) -> MethodCard:
+    """The FrameExit card of a configuration (no network is built); arguments as for :class:`FrameExit`."""
+    pixels = input_kind == "pixels"
+    resolution = resolution if pixels else 0
+    return MethodCard(
+        name="frameexit",
+        title=f"FrameExit ({backbone} @{resolution})" if pixels else "FrameExit gates (features)",
+        paper=PAPER, doi=DOI, code=CODE, input_kind=input_kind, frames=frames,
+        resolution=resolution, resolutions=(resolution,) if pixels else (),
+        feature_dim=0 if pixels else feature_dim,
+        knobs=(
+            KnobSpec("threshold", 0.5, "gate: exit when sigmoid(−gate logit) > threshold (released gates score "
+                     "continuing; official 0.5; > 1 never exits)", GATE_SWEEP, low=0.0),
+            KnobSpec("first_threshold", 0.99, "first frame exits when max softmax > first_threshold (official 0.99)",
+                     (0.9, 0.99, 1.01), low=0.0),
+        ),
+        stages=("classifiers", "gates"),
+        force_options=tuple(range(1, frames + 1)),
+        upper_bound_knobs={"threshold": 1.01, "first_threshold": 1.01},
+        config=config,
+        notes=("Gate threshold knob (monotone). Gates and classifiers are per time step, as released. Costs "
+               "include MLP, classifiers and gates, which the official inference.py (4.12 GMACs/frame) omits. "
+               "No official training code: two stages (classifiers, then gates with pseudo-labels "
+               "CE <= beta*exp(t/2)). Random initialisation unless an official checkpoint is loaded."),
+    )
+
+
+@register_method("frameexit", configs=CONFIGS, card=frameexit_card,
+                 summary="FrameExit: gated temporal early exit (CVPR 2021)")
 def build_frameexit(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int = 10,
                     backbone: str = "resnet50", resolution: int = 224, mlp_dim: int = 4096, gate_beta: float = 0.01,
                     feature_dim: int = 0, gmacs_per_frame: float = 0.0) -> FrameExit:

@@ -103,6 +103,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # (validation top-1 57 % vs 87 % with it, 12 epochs)
     "features": {**FEATURE_CONFIG, "coarse_dim": 256, "fine_embed": 512, "coarse_embed": 256, "large_cell": 512,
                  "small_cell": 256, "gamma": 0.5, "input_dropout": 0.5},
+    # the official model's sizes (models/lite_eval.py: fine 2048-d ResNet-101 and coarse 1280-d MobileNetV2
+    # features, projections 2048/512, cells 2048/512): official checkpoints load with no override. Input: the
+    # pair of pre-extracted features per frame concatenated, (B, T, 2048 + 1280); declared costs 7.82 / 0.08 GMACs
+    "official": {"input_kind": "features", "frames": 25, "feature_dim": 2048 + 1280, "coarse_feature_dim": 1280,
+                 "gmacs_per_frame": FINE_GMACS, "coarse_input_ratio": COARSE_GMACS / FINE_GMACS,
+                 "fine_embed": 2048, "coarse_embed": 512, "large_cell": 2048, "small_cell": 512, "gamma": 0.2},
 }
 
 FINE, SKIP = 0, 1  # gate indices, as in the official r_t
@@ -349,26 +355,6 @@ class LiteEval(_LiteEvalBase):
         self.coarse_head = nn.Linear(self.coarse.dim, num_classes)
         self.fine_head = nn.Linear(self.fine.dim, num_classes)
         self.dropout = nn.Dropout(dropout)
-        paper_cfg = (coarse_backbone, coarse_resolution, fine_backbone, fine_resolution) == (
-            "mobilenet_v2", 112, "resnet101", 224)
-        published = ({"gmacs_coarse_per_frame": COARSE_GMACS, "gmacs_fine_per_frame": FINE_GMACS,
-                      "map_fcvid": 80.0, "map_activitynet": 72.7} if paper_cfg else {})
-        self.card = MethodCard(
-            name="liteeval",
-            title=f"LiteEval (coarse {coarse_backbone}@{coarse_resolution}, fine {fine_backbone}@{fine_resolution})",
-            paper=PAPER, doi=DOI, code=CODE, input_kind="pixels", frames=frames, resolution=fine_resolution,
-            resolutions=(fine_resolution, coarse_resolution), knobs=_knobs(), force_options=("fine", "coarse"),
-            stages=("warmup", "joint"), upper_bound_knobs={"force": "fine"}, config=config, published=published,
-            published_source=("official zxwu/lite_eval evaluate.py (per-frame GFLOPs(=GMACs): MobileNetV2 0.08, "
-                              "ResNet-101 7.82); LiteEval NeurIPS 2019 §4 (FCVID 80.0 mAP, ActivityNet-v1.3 "
-                              "72.7 mAP)") if published else "",
-            notes=("Arg-max gate at test time (as officially); the fine CNN + LSTM run only on frames whose gate "
-                   "opened; skipped frames synchronise the fine state's first D_c dims from the coarse state. "
-                   f"gamma={gamma} is the target fraction of FINE frames (official --gamma is the skip "
-                   "fraction); other gamma operating points need retraining (build override). Random "
-                   "initialisation: a warm-up stage trains both CNNs as TSN classifiers, then the joint stage "
-                   "trains the recurrent part on the frozen CNNs (official: fixed pre-extracted features)."),
-        )
 
     def cost_entries(self) -> list[CostEntry]:
         """Coarse CNN + coarse path (role policy), fine CNN (backbone), fine path and classifier (head)."""
@@ -462,51 +448,61 @@ class LiteEvalFeatures(_LiteEvalBase):
         input_dropout: Dropout on the input features in training (the official MLPs use
             none; on small feature sets such as the 1.2 k-clip UCF101 subset the fine
             path overfits without it).
+        coarse_feature_dim: If > 0, the input is the official *pair* of
+            pre-extracted features per frame, concatenated ``[fine | coarse]``
+            (official ``LiteEval.forward(x, x_small)``: ResNet-101 2048-d and
+            MobileNetV2 1280-d): the last ``coarse_feature_dim`` dims are the
+            coarse feature (no learned projection, ``coarse_dim`` unused), the
+            first ``D − coarse_feature_dim`` the fine one.  Every frame is charged
+            the coarse read (``coarse_input_ratio × gmacs_per_frame``), fine frames
+            also the fine read (``gmacs_per_frame``).
 
     Raises:
-        ValueError: Bad ``coarse_input`` / ``feature_dim``.
+        ValueError: Bad ``coarse_input`` / ``feature_dim`` / ``coarse_feature_dim``.
     """
 
     def __init__(self, *, num_classes: int, config: str = "features", frames: int = 25, feature_dim: int = 4096,
                  gmacs_per_frame: float = 0.0, coarse_dim: int = 256, fine_embed: int = 512, coarse_embed: int = 256,
                  large_cell: int = 512, small_cell: int = 256, gamma: float = 0.5, lam: float = 2.0,
                  coarse_input: str = "cheap", coarse_input_ratio: float = COARSE_GMACS / FINE_GMACS,
-                 input_dropout: float = 0.0) -> None:
+                 input_dropout: float = 0.0, coarse_feature_dim: int = 0) -> None:
         super().__init__()
         if coarse_input not in ("cheap", "full"):
             raise ValueError(f"coarse_input must be 'cheap' or 'full', got {coarse_input!r}")
         if feature_dim <= 0:
             raise ValueError("feature_dim must be > 0")
+        if not 0 <= coarse_feature_dim < feature_dim:
+            raise ValueError(f"coarse_feature_dim must be in [0, feature_dim={feature_dim}), got {coarse_feature_dim}")
         self.num_classes = num_classes
         self.gamma, self.lam = gamma, lam
-        self.coarse_input = coarse_input
-        self.encoder = FeatureEncoder(feature_dim, gmacs_per_frame)
+        self.paired = coarse_feature_dim > 0
+        self.coarse_input = "cheap" if self.paired else coarse_input
+        self.feature_dim = feature_dim
+        self.fine_dim = feature_dim - coarse_feature_dim
+        self.encoder = FeatureEncoder(self.fine_dim, gmacs_per_frame,
+                                      "declared per-frame fine-feature cost (official evaluate.py: 7.82 GMACs, "
+                                      "ResNet-101)" if self.paired else "")
         self.cheap_gmacs = coarse_input_ratio * gmacs_per_frame
-        self.coarse_proj = nn.Sequential(nn.Linear(feature_dim, coarse_dim), nn.ReLU(inplace=True))
+        if self.paired:
+            self.coarse_proj = None
+            coarse_dim = coarse_feature_dim
+        else:
+            self.coarse_proj = nn.Sequential(nn.Linear(feature_dim, coarse_dim), nn.ReLU(inplace=True))
         self.input_dropout = nn.Dropout(input_dropout)
-        self.core = LiteEvalCore(fine_in=feature_dim, coarse_in=coarse_dim, fine_embed=fine_embed,
+        self.core = LiteEvalCore(fine_in=self.fine_dim, coarse_in=coarse_dim, fine_embed=fine_embed,
                                  coarse_embed=coarse_embed, large_cell=large_cell, small_cell=small_cell,
                                  num_classes=num_classes)
-        cost_note = (f"coarse input = a cheap extractor assumed to cost {coarse_input_ratio:.4f} × the per-frame "
-                     f"feature cost ({self.cheap_gmacs:.3f} GMACs; the paper's 0.08/7.82 GMACs ratio) on every "
-                     "frame, plus the full feature on fine frames" if coarse_input == "cheap" else
-                     "every frame is charged the full feature cost (the coarse projection is computed from it), so "
-                     "the gate only saves the fine projection and LSTM")
-        self.card = MethodCard(
-            name="liteeval", title="LiteEval-style gating (features)", paper=PAPER, doi=DOI, code=CODE,
-            input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knobs(),
-            force_options=("fine", "coarse"), stages=("joint",), upper_bound_knobs={"force": "fine"},
-            config=config,
-            notes=("Feature-level analogue of LiteEval: coarse = ReLU(Linear(D→d)) projection of the frame "
-                   "feature, fine = the full feature. " + cost_note + ". The coarse path sees a projection of the "
-                   f"full feature (optimistic accuracy for a truly cheap extractor). gamma={gamma} (target fine "
-                   "fraction); arg-max gate; state synchronisation as in Eq. 5."),
-        )
 
     def cost_entries(self) -> list[CostEntry]:
-        """Declared feature reads, the coarse projection, the recurrent core."""
+        """Declared feature reads, the coarse projection (not with paired features), the recurrent core."""
         d = self.encoder.dim
         entries = [self.encoder.cost_entry()]
+        if self.paired:
+            entries.append(CostEntry("coarse_features", (self.core.coarse_in,), role="input",
+                                     declared_gmacs=self.cheap_gmacs,
+                                     source="declared coarse-feature cost: coarse_input_ratio × gmacs_per_frame "
+                                            "(official evaluate.py: 0.08 GMACs, MobileNetV2)"))
+            return entries + self._core_entries()
         if self.coarse_input == "cheap":
             entries.append(CostEntry("coarse_features", (d,), role="input", declared_gmacs=self.cheap_gmacs,
                                      source="assumed cheap extractor: coarse_input_ratio × per-frame feature cost"))
@@ -514,13 +510,21 @@ class LiteEvalFeatures(_LiteEvalBase):
         return entries + self._core_entries()
 
     def _coarse_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.paired:
+            return x[..., self.fine_dim:]
         return self.coarse_proj(x)
 
     def _fine_inputs(self, x: torch.Tensor, rows: torch.Tensor, t: int) -> torch.Tensor:
+        if self.paired:
+            return self.encoder(x[rows, t, : self.fine_dim])
         return self.encoder(x[rows, t])
 
     def _pre_trace(self, t_total: int) -> list[TraceStep]:
         d = self.encoder.dim
+        if self.paired:
+            return ([TraceStep(t, "coarse_features", (self.core.coarse_in,), role="input") for t in range(t_total)]
+                    + [TraceStep(t, "core.small_proj_mlp", (self.core.coarse_in,), role="policy")
+                       for t in range(t_total)])
         read = [TraceStep(t, "coarse_features", (d,), role="input") if self.coarse_input == "cheap"
                 else self.encoder.step(t) for t in range(t_total)]
         return (read + [TraceStep(t, "coarse_proj", (d,), role="policy") for t in range(t_total)]
@@ -545,13 +549,71 @@ class LiteEvalFeatures(_LiteEvalBase):
         if stage != "joint":
             raise ValueError(f"LiteEval (features) has one stage, joint; got {stage!r}")
         x = self.input_dropout(x)
+        if self.paired:
+            return self._joint_loss(x[..., self.fine_dim:], x[..., : self.fine_dim], y)
         return self._joint_loss(self.coarse_proj(x), x, y)
 
 
 # =============================================================================== builder
 
 
-@register_method("liteeval", configs=CONFIGS,
+def liteeval_card(*, config: str, input_kind: str = "pixels", frames: int = 25,
+                  coarse_backbone: str = "mobilenet_v2", coarse_resolution: int = 112,
+                  fine_backbone: str = "resnet101", fine_resolution: int = 224, feature_dim: int = 0,
+                  gmacs_per_frame: float = 0.0, gamma: float = 0.2, coarse_input: str = "cheap",
+                  coarse_input_ratio: float = COARSE_GMACS / FINE_GMACS, coarse_feature_dim: int = 0,
+                  **_: Any) -> MethodCard:
+    """The LiteEval card of a configuration (no network is built); arguments as for :func:`build_liteeval`.
+
+    The official per-frame GMACs and the paper's mAP are claims of the claims registry (``liteeval-*``).
+    """
+    if input_kind == "pixels":
+        return MethodCard(
+            name="liteeval",
+            title=f"LiteEval (coarse {coarse_backbone}@{coarse_resolution}, fine {fine_backbone}@{fine_resolution})",
+            paper=PAPER, doi=DOI, code=CODE, input_kind="pixels", frames=frames, resolution=fine_resolution,
+            resolutions=(fine_resolution, coarse_resolution), knobs=_knobs(), force_options=("fine", "coarse"),
+            stages=("warmup", "joint"), upper_bound_knobs={"force": "fine"}, config=config,
+            notes=("Arg-max gate at test time (as officially); the fine CNN + LSTM run only on frames whose gate "
+                   "opened; skipped frames synchronise the fine state's first D_c dims from the coarse state. "
+                   f"gamma={gamma} is the target fraction of FINE frames (official --gamma is the skip "
+                   "fraction); other gamma operating points need retraining (build override). Random "
+                   "initialisation: a warm-up stage trains both CNNs as TSN classifiers, then the joint stage "
+                   "trains the recurrent part on the frozen CNNs (official: fixed pre-extracted features)."),
+        )
+    if coarse_feature_dim > 0:
+        return MethodCard(
+            name="liteeval", title="LiteEval on official feature pairs (fine | coarse)", paper=PAPER, doi=DOI,
+            code=CODE, input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knobs(),
+            force_options=("fine", "coarse"), stages=("joint",), upper_bound_knobs={"force": "fine"},
+            config=config,
+            notes=(f"The official model (models/lite_eval.py) on its own input: per frame the pre-extracted fine "
+                   f"({feature_dim - coarse_feature_dim}-d) and coarse ({coarse_feature_dim}-d) features, "
+                   "concatenated [fine | coarse]; official checkpoints load with no override (load_official_liteeval). "
+                   f"Declared costs: coarse {coarse_input_ratio * gmacs_per_frame:.2f} GMACs every frame, fine "
+                   f"{gmacs_per_frame:.2f} GMACs on fine frames (official evaluate.py: 0.08 / 7.82). Departures: "
+                   "the fine projection and LSTM run only on fine frames (officially on every frame, masked — same "
+                   "outputs); a fixed clip length T (officially every frame at 1 fps); arg-max gate as officially. "
+                   f"gamma={gamma} = target FINE fraction (official --gamma is the skip fraction)."),
+        )
+    cost_note = (f"coarse input = a cheap extractor assumed to cost {coarse_input_ratio:.4f} × the per-frame "
+                 f"feature cost ({coarse_input_ratio * gmacs_per_frame:.3f} GMACs; the paper's 0.08/7.82 GMACs ratio) on every "
+                 "frame, plus the full feature on fine frames" if coarse_input == "cheap" else
+                 "every frame is charged the full feature cost (the coarse projection is computed from it), so "
+                 "the gate only saves the fine projection and LSTM")
+    return MethodCard(
+        name="liteeval", title="LiteEval-style gating (features)", paper=PAPER, doi=DOI, code=CODE,
+        input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knobs(),
+        force_options=("fine", "coarse"), stages=("joint",), upper_bound_knobs={"force": "fine"},
+        config=config,
+        notes=("Feature-level analogue of LiteEval: coarse = ReLU(Linear(D→d)) projection of the frame "
+               "feature, fine = the full feature. " + cost_note + ". The coarse path sees a projection of the "
+               f"full feature (optimistic accuracy for a truly cheap extractor). gamma={gamma} (target fine "
+               "fraction); arg-max gate; state synchronisation as in Eq. 5."),
+    )
+
+
+@register_method("liteeval", configs=CONFIGS, card=liteeval_card,
                  summary="LiteEval (NeurIPS 2019): coarse LSTM always, fine CNN + LSTM when the gate opens")
 def build_liteeval(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int = 25,
                    coarse_backbone: str = "mobilenet_v2", coarse_resolution: int = 112,
@@ -559,7 +621,8 @@ def build_liteeval(*, num_classes: int, config: str = "paper", input_kind: str =
                    gmacs_per_frame: float = 0.0, coarse_dim: int = 256, fine_embed: int = 2048,
                    coarse_embed: int = 512, large_cell: int = 2048, small_cell: int = 512, gamma: float = 0.2,
                    lam: float = 2.0, dropout: float = 0.5, coarse_input: str = "cheap",
-                   coarse_input_ratio: float = COARSE_GMACS / FINE_GMACS, input_dropout: float = 0.0) -> Method:
+                   coarse_input_ratio: float = COARSE_GMACS / FINE_GMACS, input_dropout: float = 0.0,
+                   coarse_feature_dim: int = 0) -> Method:
     """LiteEval on pixels (:class:`LiteEval`) or features ``(B, T, D)`` (:class:`LiteEvalFeatures`).
 
     Raises:
@@ -574,7 +637,7 @@ def build_liteeval(*, num_classes: int, config: str = "paper", input_kind: str =
     if input_kind == "features":
         return LiteEvalFeatures(feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame, coarse_dim=coarse_dim,
                                 coarse_input=coarse_input, coarse_input_ratio=coarse_input_ratio,
-                                input_dropout=input_dropout, **common)
+                                input_dropout=input_dropout, coarse_feature_dim=coarse_feature_dim, **common)
     raise ValueError(f"input_kind must be 'pixels' or 'features', got {input_kind!r}")
 
 

@@ -75,7 +75,7 @@ and fc identically and charge nothing for ReLU and max-pooling.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -88,7 +88,7 @@ from evbench.methods.checkpoints import (
     rename_keys,
     strip_prefix,
 )
-from evbench.methods.common import FEATURE_CONFIG, lstm_cell_entry, make_encoder
+from evbench.methods.common import FEATURE_CONFIG, check_downscale, lstm_cell_entry, make_encoder
 from evbench.methods.exits import (
     ActiveSet,
     TraceRecorder,
@@ -116,7 +116,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "lite": {"input_kind": "pixels", "backbone": "resnet10", "resolutions": (112, 84, 56),
              "policy_backbone": "mobilenet_v2_035", "frames": 8, "hidden": 256, "agg_hidden": 256},
     "features": {**FEATURE_CONFIG, "agg_hidden": 512},
+    # the official test path, for official checkpoints (load_official_rsee): the four downsample BatchNorms on
+    # the 224 px bank and nearest-neighbour downscaling (ops/parallel_resnet.py, ops/dataset.py)
+    "official": {"input_kind": "pixels", "backbone": "resnet50", "resolutions": (224, 168, 112, 84),
+                 "policy_backbone": "mobilenet_v2", "frames": 10, "hidden": 512, "agg_hidden": 512,
+                 "bn_mode": "official", "downscale": "nearest"},
 }
+
+#: ``bn_mode`` values: ``"consistent"`` — every BatchNorm uses the chosen resolution's bank (what the official
+#: *training* does); ``"official"`` — the official *test* path: the four downsample BatchNorms stay on bank 0.
+BN_MODES = ("consistent", "official")
 
 THRESHOLD_SWEEP = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)
 
@@ -160,8 +169,9 @@ class RSEE(Method):
     """RSEE (see the module docstring for the algorithm, training and departures).
 
     Input ``x``: ``(B, T, 3, R, R)`` normalised frames at ``R = max(resolutions)``
-    (lower resolutions are derived by antialiased resizing) or ``(B, T, D)``
-    features.  Output logits ``(B, num_classes)`` of the exit frame.
+    (lower resolutions — the selector's input included — are derived with the
+    ``downscale`` setting) or ``(B, T, D)`` features.  Output logits
+    ``(B, num_classes)`` of the exit frame.
 
     Args:
         num_classes: Classes C.
@@ -179,6 +189,16 @@ class RSEE(Method):
         gmacs_per_frame: Declared cost of one input feature (features), GMACs.
         accuracy_weight: Weight of Σ_t CE in the policy stage (0.95).
         efficiency_weight: Weight of E[GMACs] in the policy stage (0.05).
+        bn_mode: ``"consistent"`` (every BatchNorm on the chosen resolution's bank,
+            as the official training) or ``"official"`` (the official test path:
+            the four downsample BatchNorms on bank 0); inference only — the
+            training losses always use consistent banks, as officially.
+        downscale: How the lower resolutions are derived from the ``R`` px crop
+            (:data:`evbench.methods.common.DOWNSCALE_MODES`; ``"nearest"`` for
+            official weights, ``ops/dataset.py`` ``rescale_proc``).
+
+    Raises:
+        ValueError: Unknown ``input_kind``, ``bn_mode`` or ``downscale``.
     """
 
     def __init__(
@@ -186,8 +206,13 @@ class RSEE(Method):
         resolutions: tuple[int, ...] = (224, 168, 112, 84), policy_backbone: str = "mobilenet_v2",
         policy_resolution: int | None = None, hidden: int = 512, agg_hidden: int = 512, feature_dim: int = 0,
         gmacs_per_frame: float = 0.0, accuracy_weight: float = 0.95, efficiency_weight: float = 0.05,
+        bn_mode: str = "consistent", downscale: str = "antialias",
     ) -> None:
         super().__init__()
+        if bn_mode not in BN_MODES:
+            raise ValueError(f"rsee: bn_mode must be one of {', '.join(BN_MODES)}; got {bn_mode!r}")
+        self.bn_mode = bn_mode
+        self.downscale = check_downscale(downscale)
         self.num_classes = num_classes
         self.input_kind = input_kind
         self.frames = frames
@@ -198,6 +223,7 @@ class RSEE(Method):
             self.policy = RecurrentPolicy(num_actions=len(self.resolutions), backbone=policy_backbone,
                                           resolution=policy_resolution or min(self.resolutions), hidden=hidden,
                                           prefix="policy")
+            self.policy.encoder.downscale = self.downscale
             self.lite_fc = nn.Linear(hidden, num_classes)  # official ``lite_fc``: loaded, never run
             self.backbone = MultiBNResNet(backbone, self.resolutions, fc_dim=None)
             dim = self.backbone.out_dim
@@ -212,54 +238,26 @@ class RSEE(Method):
         self.new_fc = nn.Linear(dim, num_classes)
         nn.init.normal_(self.new_fc.weight, 0, 0.001)
         nn.init.constant_(self.new_fc.bias, 0)
-        self.card = self._make_card(config, backbone, policy_backbone)
 
-    def _make_card(self, config: str, backbone: str, policy_backbone: str) -> MethodCard:
-        pixels = self.input_kind == "pixels"
-        knobs = [KnobSpec("threshold", 0.9, "early exit when the aggregated prediction's max softmax >= threshold "
-                          "(official --TE; > 1 never exits); the speed knob behind the paper's 12–60 FPS on a Jetson Nano",
-                          THRESHOLD_SWEEP)]
-        if pixels:
-            knobs.append(KnobSpec("policy_bias", 0.0, "added to the selector logits as bias·k/(K−1) for the k-th "
-                                  "resolution (highest first): > 0 favours low resolutions, < 0 high ones",
-                                  (-4.0, -2.0, 0.0, 2.0, 4.0)))
-        published = {}
-        source = ""
-        if pixels and backbone == "resnet50" and self.resolutions == (224, 168, 112, 84):
-            published = {
-                "ucf101_computation_reduction_pct": 84.72, "hmdb51_computation_reduction_pct": 78.93,
-                "ucf101_speedup_x": 3.18, "hmdb51_speedup_x": 3.50,
-                "ucf101_accuracy_gain_pct": 7.81, "hmdb51_accuracy_gain_pct": 7.21,
-                "jetson_nano_fps_min": 12.0, "jetson_nano_fps_max": 60.0,
-                "resnet50_gmacs_224_thop": 4.13, "resnet50_gmacs_168_thop": 2.53,
-                "resnet50_gmacs_112_thop": 1.09, "resnet50_gmacs_84_thop": 0.69,
-            }
-            source = ("RSEE abstract (BDMA 2025; official README): 'up to' reductions/speed-ups versus prior work, "
-                      "accuracy 'up to' gains, 12–60 FPS on a Jetson Nano across the exit threshold; per-resolution "
-                      "ResNet-50 GMACs from the official thop table (ops/net_flops_table.py)")
-        notes = (
-            "Deterministic arg-max resolution choice; the official test path samples the policy "
-            "(F.gumbel_softmax with tau=1e-6 is argmax(log p + Gumbel noise)). Frozen backbone in eval mode during the "
-            "policy stage. lite_fc is loaded but never run (RSEE discards it). Cost: fvcore counts BN 2/element, "
-            "the official thop table 4/element (affine) and adaptive avg-pool (k+1)/output: 4.11/2.51/1.08/0.69 vs "
-            "4.13/2.53/1.09/0.69 GMACs at 224/168/112/84. Random initialisation (no ImageNet download)."
-        )
-        if not pixels:
-            notes = ("Features variant: keeps RSEE's projected-LSTM aggregator, new_fc and the confidence exit over "
-                     "frames in temporal order; no resolution selector and no multi-BN backbone (a feature vector "
-                     "has no resolution). Each frame read is charged the declared feature-extractor cost.")
-        return MethodCard(
-            name="rsee",
-            title=(f"RSEE ({backbone} @{'/'.join(map(str, self.resolutions))}, {policy_backbone} selector)" if pixels
-                   else "RSEE temporal exit (features)"),
-            paper=PAPER, doi=DOI, code=CODE, input_kind=self.input_kind, frames=self.frames,
-            resolution=max(self.resolutions) if pixels else 0, resolutions=self.resolutions,
-            feature_dim=self.dim if not pixels else 0, knobs=tuple(knobs),
-            force_options=self.resolutions if pixels else (),
-            stages=("backbone", "policy") if pixels else ("aggregator",),
-            upper_bound_knobs={"threshold": 1.01, "force": max(self.resolutions)} if pixels else {"threshold": 1.01},
-            config=config, published=published, published_source=source, notes=notes,
-        )
+    @property
+    def inference_settings(self) -> dict[str, Any]:
+        """How this instance turns its input into decisions: ``bn_mode``, ``downscale``, ``input_norm``.
+
+        Built from the configuration (``bn_mode``/``downscale`` build keys) and
+        changed by :func:`load_official_rsee`; a result row records it.
+        """
+        return {"bn_mode": self.bn_mode if self.input_kind == "pixels" else None,
+                "downscale": self.downscale if self.input_kind == "pixels" else None, "input_norm": "imagenet"}
+
+    def set_bn_mode(self, bn_mode: str) -> None:
+        """Switch the inference BatchNorm mode (:data:`BN_MODES`).
+
+        Raises:
+            ValueError: Unknown mode.
+        """
+        if bn_mode not in BN_MODES:
+            raise ValueError(f"rsee: bn_mode must be one of {', '.join(BN_MODES)}; got {bn_mode!r}")
+        self.bn_mode = bn_mode
 
     # -- inference -------------------------------------------------------------------
     def _bias_vector(self, bias: float, like: torch.Tensor) -> torch.Tensor:
@@ -360,7 +358,8 @@ class RSEE(Method):
             sel = (choice == bank).nonzero().reshape(-1)
             if sel.numel() == 0:
                 continue
-            f = self.backbone(resize_frames(frames.index_select(0, sel), r), bank)
+            f = self.backbone(resize_frames(frames.index_select(0, sel), r, self.downscale), bank,
+                              downsample_bank=0 if self.bn_mode == "official" else None)
             feats.index_copy_(0, sel, f.to(feats.dtype))
             rec.add([ids[j] for j in sel.tolist()], t, "backbone", (3, r, r), "backbone")
         return feats, choice, pstate
@@ -431,7 +430,8 @@ class RSEE(Method):
             loss = x.new_zeros(())
             logs: dict[str, float] = {}
             for bank, r in enumerate(self.resolutions):
-                out = self.new_fc(self.backbone(resize_frames(flat, r), bank)).view(b, t_total, -1).mean(1)
+                out = self.new_fc(self.backbone(resize_frames(flat, r, self.downscale), bank)
+                                  ).view(b, t_total, -1).mean(1)
                 term = ce(out, y)
                 loss = loss + term
                 logs[f"ce_{r}"] = term.item()
@@ -457,7 +457,7 @@ class RSEE(Method):
         self.backbone.eval()
         with torch.no_grad():
             flat = x.flatten(0, 1)
-            bank_feats = torch.stack([self.backbone(resize_frames(flat, r), i).view(b, t_total, -1)
+            bank_feats = torch.stack([self.backbone(resize_frames(flat, r, self.downscale), i).view(b, t_total, -1)
                                       for i, r in enumerate(self.resolutions)], dim=2)  # (B, T, K, D)
         self.backbone.train(was)
         state = self.policy.init_state(b, x)
@@ -511,16 +511,30 @@ def convert_official_rsee(state: Mapping[str, torch.Tensor]) -> dict[str, torch.
     return rename_keys(strip_prefix(state, "module."), _RULES)
 
 
-def load_official_rsee(method: RSEE, source: str | Mapping[str, torch.Tensor]) -> None:
+def load_official_rsee(method: RSEE, source: str | Mapping[str, torch.Tensor], *, bn_mode: str | None = "official",
+                       downscale: str | None = "nearest") -> None:
     """Load an official RSEE checkpoint (path or state_dict) into ``method``.
 
-    Missing ``num_batches_tracked`` buffers are filled from the model.
+    Missing ``num_batches_tracked`` buffers are filled from the model.  Official
+    weights are run the way the official test path runs them: by default the
+    method is switched to ``bn_mode="official"`` (downsample BatchNorms on the
+    224 px bank) and ``downscale="nearest"`` (as configuration ``official``
+    builds it); pass ``None`` to keep the built setting, or ``"consistent"`` /
+    ``"antialias"`` explicitly.  :attr:`RSEE.inference_settings` reports the result.
+
+    Args:
+        method: A pixel RSEE whose sizes match the checkpoint (configuration
+            ``official`` or ``paper``).
+        source: Checkpoint path or state_dict (``module.``-prefixed or not).
+        bn_mode: Inference BatchNorm mode to select (:data:`BN_MODES`), or None.
+        downscale: Downscaling to select (:data:`evbench.methods.common.DOWNSCALE_MODES`), or None.
 
     Raises:
         CheckpointError: Listing missing/unexpected keys and shape mismatches.
+        ValueError: Unknown ``bn_mode`` or ``downscale``.
     """
     if method.input_kind != "pixels":
-        raise CheckpointError("official RSEE checkpoints are pixel models; build config 'paper'")
+        raise CheckpointError("official RSEE checkpoints are pixel models; build config 'official'")
     state = read_state_dict(source) if isinstance(source, str) else dict(source)
     conv = convert_official_rsee(state)
     own = method.state_dict()
@@ -528,14 +542,62 @@ def load_official_rsee(method: RSEE, source: str | Mapping[str, torch.Tensor]) -
         if key.endswith("num_batches_tracked") and key not in conv:
             conv[key] = value
     load_converted(method, conv, source=source if isinstance(source, str) else "RSEE state_dict")
+    if bn_mode is not None:
+        method.set_bn_mode(bn_mode)
+    if downscale is not None:
+        method.downscale = method.policy.encoder.downscale = check_downscale(downscale)
 
 
-@register_method("rsee", configs=CONFIGS, summary="RSEE: resolution selection + confidence early exit (BDMA 2025)")
+def rsee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, backbone: str = "resnet50",
+              resolutions: Sequence[int] = (224, 168, 112, 84), policy_backbone: str = "mobilenet_v2",
+              feature_dim: int = 0, **_: Any) -> MethodCard:
+    """The RSEE card of a configuration (no network is built); arguments as for :class:`RSEE`.
+
+    The abstract's reductions, speed-ups, Jetson FPS and the official per-resolution GMACs are claims of
+    the claims registry (``rsee-*``), not card data.
+    """
+    pixels = input_kind == "pixels"
+    resolutions = tuple(int(r) for r in resolutions) if pixels else ()
+    knobs = [KnobSpec("threshold", 0.9, "early exit when the aggregated prediction's max softmax >= threshold "
+                      "(official --TE; > 1 never exits); the speed knob behind the paper's 12–60 FPS on a Jetson Nano",
+                      THRESHOLD_SWEEP, low=0.0)]
+    if pixels:
+        knobs.append(KnobSpec("policy_bias", 0.0, "added to the selector logits as bias·k/(K−1) for the k-th "
+                              "resolution (highest first): > 0 favours low resolutions, < 0 high ones",
+                              (-4.0, -2.0, 0.0, 2.0, 4.0)))
+    notes = (
+        "Deterministic arg-max resolution choice; the official test path samples the policy "
+        "(F.gumbel_softmax with tau=1e-6 is argmax(log p + Gumbel noise)). Frozen backbone in eval mode during the "
+        "policy stage. lite_fc is loaded but never run (RSEE discards it). Cost: fvcore counts BN 2/element, "
+        "the official thop table 4/element (affine) and adaptive avg-pool (k+1)/output: 4.11/2.51/1.08/0.69 vs "
+        "4.13/2.53/1.09/0.69 GMACs at 224/168/112/84. Random initialisation (no ImageNet download)."
+    )
+    if not pixels:
+        notes = ("Features variant: keeps RSEE's projected-LSTM aggregator, new_fc and the confidence exit over "
+                 "frames in temporal order; no resolution selector and no multi-BN backbone (a feature vector "
+                 "has no resolution). Each frame read is charged the declared feature-extractor cost.")
+    return MethodCard(
+        name="rsee",
+        title=(f"RSEE ({backbone} @{'/'.join(map(str, resolutions))}, {policy_backbone} selector)" if pixels
+               else "RSEE temporal exit (features)"),
+        paper=PAPER, doi=DOI, code=CODE, input_kind=input_kind, frames=frames,
+        resolution=max(resolutions) if pixels else 0, resolutions=resolutions,
+        feature_dim=feature_dim if not pixels else 0, knobs=tuple(knobs),
+        force_options=resolutions if pixels else (),
+        stages=("backbone", "policy") if pixels else ("aggregator",),
+        upper_bound_knobs={"threshold": 1.01, "force": max(resolutions)} if pixels else {"threshold": 1.01},
+        config=config, notes=notes,
+    )
+
+
+@register_method("rsee", configs=CONFIGS, card=rsee_card,
+                 summary="RSEE: resolution selection + confidence early exit (BDMA 2025)")
 def build_rsee(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int = 10,
                backbone: str = "resnet50", resolutions: tuple[int, ...] = (224, 168, 112, 84),
                policy_backbone: str = "mobilenet_v2", policy_resolution: int | None = None, hidden: int = 512,
                agg_hidden: int = 512, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
-               accuracy_weight: float = 0.95, efficiency_weight: float = 0.05, resolution: int | None = None) -> RSEE:
+               accuracy_weight: float = 0.95, efficiency_weight: float = 0.05, resolution: int | None = None,
+               bn_mode: str = "consistent", downscale: str = "antialias") -> RSEE:
     """RSEE on pixels ``(B, T, 3, R, R)`` or features ``(B, T, D)``; see :class:`RSEE`.
 
     ``resolution`` (the CLI's ``--resolution``) replaces the highest resolution
@@ -547,4 +609,5 @@ def build_rsee(*, num_classes: int, config: str = "paper", input_kind: str = "pi
     return RSEE(num_classes=num_classes, config=config, input_kind=input_kind, frames=frames, backbone=backbone,
                 resolutions=tuple(resolutions), policy_backbone=policy_backbone, policy_resolution=policy_resolution,
                 hidden=hidden, agg_hidden=agg_hidden, feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame,
-                accuracy_weight=accuracy_weight, efficiency_weight=efficiency_weight)
+                accuracy_weight=accuracy_weight, efficiency_weight=efficiency_weight, bn_mode=bn_mode,
+                downscale=downscale)

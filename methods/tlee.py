@@ -88,7 +88,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output
+from evbench.harness.api import CostEntry, KnobError, KnobSpec, Method, MethodCard, Output
 from evbench.harness.registry import register_method
 from evbench.methods.backbones import build_backbone
 from evbench.methods.checkpoints import (
@@ -98,7 +98,7 @@ from evbench.methods.checkpoints import (
     rename_keys,
     strip_prefix,
 )
-from evbench.methods.common import FEATURE_CONFIG, make_encoder
+from evbench.methods.common import FEATURE_CONFIG, InputNorm, make_encoder
 from evbench.methods.exits import (
     ActiveSet,
     GateModule,
@@ -124,9 +124,6 @@ PAPER = ('Q. Wang, W. Fang, N. N. Xiong, "TLEE: Temporal-wise and Layer-wise Ear
          'Video Recognition on Edge Devices", IEEE Internet of Things Journal, 2023')
 DOI = "10.1109/JIOT.2023.3293506"
 CODE = "https://github.com/fangvv/TLEE"
-OFFICIAL_SOURCE = ("official TLEE config/cloud_ucf101_resnet50_branch.yml: single_frame_mac [0.79, 1.83, 3.29, 4.1] "
-                   "(backbone only; main.py compute_mac_fine uses the last three), exit_thresh 0.8, "
-                   "first_threshold 0.99, b 0.005, input_order10")
 
 #: Names of the exit points of the pixel model, in depth order.
 LAYER_NAMES = ("layer2", "layer3", "layer4")
@@ -139,9 +136,42 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # gate_beta 0.001: on the 1,153-clip UCF101 feature set the training CE is near 0 and larger b labels
     # (almost) every exit point "exit" (label rate 0.99 at b = 0.02), which leaves the gate knob without a range
     "features": {**FEATURE_CONFIG, "mlp_dim": 1024, "gate_beta": 0.001},
+    # official weights (load_official_tlee): the official UCF101 configuration normalises with its own (Kinetics)
+    # statistics (config/cloud_ucf101_resnet50_branch.yml); frames are re-normalised inside (InputNorm)
+    "official": {"input_kind": "pixels", "backbone": "resnet50", "resolution": 224, "frames": 10, "mlp_dim": 4096,
+                 "crm_num": 3, "branch_scale": 3, "gate_beta": 0.005, "input_norm": "kinetics"},
 }
 
 GATE_SWEEP = (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 1.01)
+
+
+def force_schedules(frames: int, input_kind: str = "pixels") -> tuple[Any, ...]:
+    """The forced exit schedules (``card.force_options``) of a TLEE with ``frames`` frames.
+
+    Pixels: ``"<n>@<layer>"`` for ``n`` in 1…T and ``layer`` in :data:`LAYER_NAMES`
+    — the first ``n`` frames of the coarse-to-fine order each stop at ``layer`` and
+    the video exits at the ``n``-th (``"10@layer4"``: every frame to the end).
+    Features: ``n`` in 1…T (exit after ``n`` frames).  A paper's decision mix (its
+    exit-frame and exit-layer histogram) is a weighted sum of these.
+    """
+    if input_kind == "pixels":
+        return tuple(f"{n}@{layer}" for n in range(1, frames + 1) for layer in LAYER_NAMES)
+    return tuple(range(1, frames + 1))
+
+
+def parse_force(value: Any, input_kind: str = "pixels") -> tuple[int, int]:
+    """``(frames n, exit index k)`` of a forced schedule of :func:`force_schedules`.
+
+    Raises:
+        KnobError: A value that is not a schedule.
+    """
+    try:
+        if input_kind == "pixels":
+            n, layer = str(value).split("@")
+            return int(n), LAYER_NAMES.index(layer)
+        return int(value), 0
+    except ValueError:
+        raise KnobError(f"tlee: force={value!r} is not a schedule '<frames>@<layer>' (layer in {LAYER_NAMES})") from None
 
 
 class TLEE(Method):
@@ -164,17 +194,22 @@ class TLEE(Method):
         gate_beta: b of the gate pseudo-label ``CE ≤ b·exp(t/(3+k))``.
         feature_dim: D (features).
         gmacs_per_frame: Declared cost of one input feature (features).
+        input_norm: The normalisation the weights expect (a key of
+            :data:`evbench.methods.common.NORMALISATIONS`; ``"kinetics"`` for the
+            official weights); the harness's ImageNet-normalised frames are
+            re-normalised inside (:class:`evbench.methods.common.InputNorm`).
 
     Raises:
-        ValueError: Unknown ``input_kind``.
+        ValueError: Unknown ``input_kind`` or ``input_norm``.
     """
 
     def __init__(
         self, *, num_classes: int, config: str, input_kind: str, frames: int, backbone: str = "resnet50",
         resolution: int = 224, mlp_dim: int = 4096, crm_num: int = 3, branch_scale: int = 3, gate_hidden: int = 32,
-        gate_beta: float = 0.005, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
+        gate_beta: float = 0.005, feature_dim: int = 0, gmacs_per_frame: float = 0.0, input_norm: str = "imagenet",
     ) -> None:
         super().__init__()
+        self.input_norm = InputNorm(input_norm)
         self.num_classes = num_classes
         self.input_kind = input_kind
         self.frames = frames
@@ -202,49 +237,13 @@ class TLEE(Method):
         self.classifier = nn.Linear(mlp_dim, num_classes)
         self.gate = GateModule(mlp_dim, gate_hidden)
         self.mlp_dim = mlp_dim
-        self.card = self._make_card(config, backbone)
+        self.force_schedules = force_schedules(frames, input_kind)
 
-    def _make_card(self, config: str, backbone: str) -> MethodCard:
-        pixels = self.input_kind == "pixels"
-        knobs = (
-            KnobSpec("threshold", 0.5, "temporal gate: the video exits when sigmoid(gate) >= threshold "
-                     "(official 0.5; > 1 never exits)", GATE_SWEEP),
-            KnobSpec("layer_threshold", 0.8, "layer exit: a frame stops after layer2/layer3 when the classifier's "
-                     "max softmax > layer_threshold (official exit_thresh 0.8)", (0.5, 0.8, 0.95, 1.01) if pixels else ()),
-            KnobSpec("first_threshold", 0.99, "first frame: the video exits when the classifier's max softmax > "
-                     "first_threshold (official 0.99)", (0.9, 0.99, 1.01)),
-        )
-        published: dict[str, float] = {}
-        source = ""
-        if pixels and backbone == "resnet50" and self.resolution == 224:
-            published = {"official_gmacs_exit_layer1": 0.79, "official_gmacs_exit_layer2": 1.83,
-                         "official_gmacs_exit_layer3": 3.29, "official_gmacs_exit_layer4": 4.1,
-                         "official_exit_thresh": 0.8, "official_first_threshold": 0.99}
-            source = OFFICIAL_SOURCE
-        notes = (
-            "threshold = the temporal gate threshold (monotone GMACs); layer_threshold and first_threshold are "
-            "separate knobs. The last frame exits at its first exit point (layer2), as the official code does. "
-            "Honest FPS: decisions carry frames_processed vs frames_covered; the official time_test.py divides "
-            "all 10 frames by the video time even when it exited early and times CUDA without synchronisation. "
-            "Official cost table (single_frame_mac 1.83/3.29/4.1 GMACs after layer2/layer3/layer4) counts the "
-            "backbone only (fvcore here: 1.83/3.30/4.11 for ResNet-50 @224); branches, MLP, classifier and gate "
-            "are costed too (cumulative 1.84/3.32/4.14 with them; see cumulative_exit_gmacs()). "
-            "Random initialisation (no ImageNet download)."
-        )
-        if not pixels:
-            notes = ("Features variant: TLEE's MLP, running-max reuse, shared classifier, first-frame threshold and "
-                     "GateModule over frames in coarse-to-fine order; no layer exits (no backbone). " + notes)
-        return MethodCard(
-            name="tlee", title=f"TLEE ({backbone} @{self.resolution}, exits after layer2/layer3)" if pixels
-            else "TLEE temporal gate (features)",
-            paper=PAPER, doi=DOI, code=CODE, input_kind=self.input_kind, frames=self.frames,
-            resolution=self.resolution, resolutions=(self.resolution,) if pixels else (),
-            feature_dim=0 if pixels else self.dim, knobs=knobs,
-            stages=("backbone", "branches", "gate") if pixels else ("backbone", "gate"),
-            upper_bound_knobs={"threshold": 1.01, "layer_threshold": 1.01, "first_threshold": 1.01},
-            config=config, published=published, published_source=source, notes=notes,
-        )
-
+    @property
+    def inference_settings(self) -> dict[str, Any]:
+        """How this instance reads its input: ``input_norm`` (and ``input_mean``/``input_std``); a row records it."""
+        return {"input_norm": self.input_norm.name, "input_mean": list(self.input_norm.mean),
+                "input_std": list(self.input_norm.std), "downscale": "antialias" if self.input_kind == "pixels" else None}
     # -- building blocks -------------------------------------------------------------
     def _exit_feature(self, k: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run exit point ``k`` on ``h`` (stage input) → ``(stage output, MLP feature (N, M))``."""
@@ -272,7 +271,12 @@ class TLEE(Method):
 
         Args:
             x: ``(B, T, 3, R, R)`` or ``(B, T, D)``; T must equal the card's frames.
-            knobs: ``threshold`` (gate), ``layer_threshold``, ``first_threshold``.
+            knobs: ``threshold`` (gate), ``layer_threshold``, ``first_threshold``;
+                ``force``: a schedule of ``card.force_options`` — ``"<n>@<layer>"``
+                (pixels: the first ``n`` frames of the order each stop at
+                ``layer``, the video exits at the ``n``-th) or ``n`` (features:
+                exit after ``n`` frames).  Gates and classifiers still run where
+                the free path would evaluate them, so forced costs include them.
 
         Returns:
             :class:`Output`; decisions per sample: ``frames`` (processed, in
@@ -280,12 +284,15 @@ class TLEE(Method):
             ``exit_layer``, ``frames_processed``, ``frames_covered``, ``frames_total``.
 
         Raises:
-            KnobError: Unknown knob.
+            KnobError: Unknown knob or forced schedule.
             ValueError: Wrong input layout or T.
         """
         kn = self.resolve_knobs(knobs)
         b, t_total = check_clip(x, "tlee", self.input_kind, self.dim, self.frames)
         thr, lthr, fthr = float(kn["threshold"]), float(kn["layer_threshold"]), float(kn["first_threshold"])
+        forced = parse_force(kn["force"], self.input_kind) if kn["force"] is not None else None
+        if self.input_kind == "pixels":
+            x = self.input_norm(x)
         active = ActiveSet(b, x.device)
         rec = TraceRecorder(b)
         logits = x.new_zeros(b, self.num_classes)
@@ -319,6 +326,8 @@ class TLEE(Method):
                     g = self.gate(z, zprev)
                     rec.add(run_ids, f, "gate", (self.mlp_dim,), "policy")
                     texit = gate_exit(g, thr, strict=False)
+                    if forced is not None:
+                        texit = torch.full_like(texit, p == forced[0] - 1 and k == forced[1])
                     need = texit | (k < self.num_exits - 1)
                     if bool(need.all()):
                         out = self.classifier(z)
@@ -328,8 +337,12 @@ class TLEE(Method):
                         out = z.new_zeros(z.shape[0], self.num_classes)
                         out.index_copy_(0, sel, self.classifier(z.index_select(0, sel)))
                         rec.add([run_ids[j] for j in sel.tolist()], f, "classifier", (self.mlp_dim,), "head")
+                if forced is not None and (p == 0 or p == last):
+                    texit = torch.full_like(texit, p == forced[0] - 1 and k == forced[1])
                 new_acc.index_copy_(0, pos, z)
-                if k < self.num_exits - 1 and out is not None:
+                if forced is not None:
+                    lexit = torch.full_like(texit, k == forced[1]) & ~texit
+                elif k < self.num_exits - 1 and out is not None:
                     lexit = (~texit) & confident(out, lthr, strict=True)
                 else:
                     lexit = torch.zeros_like(texit)
@@ -342,7 +355,8 @@ class TLEE(Method):
                         dec[i]["exit_frame"] = f
                         dec[i]["exit_layer"] = self._exit_name(k)
                         dec[i]["frames_processed"] = len(dec[i]["frames"])
-                        rec.mark_exit([i], "confidence" if p == 0 else "last_frame" if p == last else "gate")
+                        rec.mark_exit([i], "forced" if forced is not None else "confidence" if p == 0
+                                      else "last_frame" if p == last else "gate")
                 texit_all.index_fill_(0, pos[texit], True)
                 keep = (~done).nonzero().reshape(-1)
                 if keep.numel() == 0:
@@ -423,7 +437,7 @@ class TLEE(Method):
 
     def _frame_input(self, x: torch.Tensor, f: int) -> torch.Tensor:
         h = x[:, f]
-        return resize_frames(h, self.resolution) if self.input_kind == "pixels" else h
+        return resize_frames(self.input_norm(h), self.resolution) if self.input_kind == "pixels" else h
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, *, stage: str, epoch: int
                       ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -552,12 +566,56 @@ def load_official_tlee(method: TLEE, source: str | Mapping[str, torch.Tensor]) -
     load_converted(method, conv, source=source if isinstance(source, str) else "TLEE state_dict")
 
 
-@register_method("tlee", configs=CONFIGS, summary="TLEE: temporal gate + layer exits with max feature reuse (IoT-J 2023)")
+def tlee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, backbone: str = "resnet50",
+              resolution: int = 224, feature_dim: int = 0, **_: Any) -> MethodCard:
+    """The TLEE card of a configuration (no network is built); arguments as for :class:`TLEE`.
+
+    The official cost table and thresholds are claims of the claims registry (``tlee-*``), not card data.
+    """
+    pixels = input_kind == "pixels"
+    resolution = resolution if pixels else 0
+    knobs = (
+        KnobSpec("threshold", 0.5, "temporal gate: the video exits when sigmoid(gate) >= threshold "
+                 "(official 0.5; > 1 never exits)", GATE_SWEEP, low=0.0),
+        KnobSpec("layer_threshold", 0.8, "layer exit: a frame stops after layer2/layer3 when the classifier's "
+                 "max softmax > layer_threshold (official exit_thresh 0.8)", (0.5, 0.8, 0.95, 1.01) if pixels else (), low=0.0),
+        KnobSpec("first_threshold", 0.99, "first frame: the video exits when the classifier's max softmax > "
+                 "first_threshold (official 0.99)", (0.9, 0.99, 1.01), low=0.0),
+    )
+    notes = (
+        "threshold = the temporal gate threshold (monotone GMACs); layer_threshold and first_threshold are "
+        "separate knobs. The last frame exits at its first exit point (layer2), as the official code does. "
+        "Honest FPS: decisions carry frames_processed vs frames_covered; the official time_test.py divides "
+        "all 10 frames by the video time even when it exited early and times CUDA without synchronisation. "
+        "Official cost table (single_frame_mac 1.83/3.29/4.1 GMACs after layer2/layer3/layer4) counts the "
+        "backbone only (fvcore here: 1.83/3.30/4.11 for ResNet-50 @224); branches, MLP, classifier and gate "
+        "are costed too (cumulative 1.84/3.32/4.14 with them; see cumulative_exit_gmacs()). "
+        "Random initialisation (no ImageNet download)."
+    )
+    if not pixels:
+        notes = ("Features variant: TLEE's MLP, running-max reuse, shared classifier, first-frame threshold and "
+                 "GateModule over frames in coarse-to-fine order; no layer exits (no backbone). " + notes)
+    return MethodCard(
+        name="tlee", title=f"TLEE ({backbone} @{resolution}, exits after layer2/layer3)" if pixels
+        else "TLEE temporal gate (features)",
+        paper=PAPER, doi=DOI, code=CODE, input_kind=input_kind, frames=frames,
+        resolution=resolution, resolutions=(resolution,) if pixels else (),
+        feature_dim=0 if pixels else feature_dim, knobs=knobs,
+        stages=("backbone", "branches", "gate") if pixels else ("backbone", "gate"),
+        force_options=force_schedules(frames, input_kind),
+        upper_bound_knobs={"threshold": 1.01, "layer_threshold": 1.01, "first_threshold": 1.01},
+        config=config, notes=notes,
+    )
+
+
+@register_method("tlee", configs=CONFIGS, card=tlee_card,
+                 summary="TLEE: temporal gate + layer exits with max feature reuse (IoT-J 2023)")
 def build_tlee(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int = 10,
                backbone: str = "resnet50", resolution: int = 224, mlp_dim: int = 4096, crm_num: int = 3,
                branch_scale: int = 3, gate_hidden: int = 32, gate_beta: float = 0.005, feature_dim: int = 0,
-               gmacs_per_frame: float = 0.0) -> TLEE:
+               gmacs_per_frame: float = 0.0, input_norm: str = "imagenet") -> TLEE:
     """TLEE on pixels ``(B, T, 3, R, R)`` or features ``(B, T, D)``; see :class:`TLEE`."""
     return TLEE(num_classes=num_classes, config=config, input_kind=input_kind, frames=frames, backbone=backbone,
                 resolution=resolution, mlp_dim=mlp_dim, crm_num=crm_num, branch_scale=branch_scale,
-                gate_hidden=gate_hidden, gate_beta=gate_beta, feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame)
+                gate_hidden=gate_hidden, gate_beta=gate_beta, feature_dim=feature_dim, gmacs_per_frame=gmacs_per_frame,
+                input_norm=input_norm)

@@ -40,7 +40,6 @@ TSN_DOI = "10.1007/978-3-319-46484-8_2"
 LRCN_PAPER = ('J. Donahue, L. A. Hendricks, S. Guadarrama, M. Rohrbach, S. Venugopalan, K. Saenko, T. Darrell, '
               '"Long-term Recurrent Convolutional Networks for Visual Recognition and Description", CVPR 2015')
 LRCN_DOI = "10.1109/CVPR.2015.7298878"
-ARNET_TABLE1 = "AR-Net (Meng et al., ECCV 2020) Table 1: uniform ResNet-50 @224, 16 frames, ActivityNet-v1.3"
 
 
 CONFIGS = {
@@ -94,29 +93,6 @@ class Uniform(Method):
         else:
             self.head = nn.Linear(dim, num_classes)
         self.hidden = hidden
-        published: dict[str, float] = {}
-        if input_kind == "pixels" and consensus == "avg" and (backbone, resolution, frames) == ("resnet50", 224, 16):
-            published = {"gmacs_per_frame": 4.11, "gmacs_per_video": 65.76}
-        sweep = tuple(k for k in (1, 2, 4, 8, 16) if k < frames) + (0,)
-        is_lstm = consensus == "lstm"
-        self.card = MethodCard(
-            name=name,
-            title=("LSTM over frames" if is_lstm else "TSN uniform") + (f" ({backbone} @{resolution})" if backbone else " (features)"),
-            paper=LRCN_PAPER if is_lstm else TSN_PAPER,
-            doi=LRCN_DOI if is_lstm else TSN_DOI,
-            code="https://github.com/yjxiong/temporal-segment-networks" if not is_lstm else "",
-            input_kind=input_kind,
-            frames=frames,
-            resolution=resolution if input_kind == "pixels" else 0,
-            resolutions=(resolution,) if input_kind == "pixels" else (),
-            feature_dim=dim if input_kind == "features" else 0,
-            knobs=(KnobSpec("frames", 0, "process k evenly spaced frames of those given (0 = the card's T)", sweep),),
-            stages=("joint",),
-            config=config,
-            published=published,
-            published_source=ARNET_TABLE1 if published else "",
-            notes="Random initialisation (no ImageNet download); dropout only in training.",
-        )
 
     # -- inference ---------------------------------------------------------------
     def _select(self, x: torch.Tensor, knobs: Mapping[str, Any] | None) -> list[int]:
@@ -181,6 +157,34 @@ class Uniform(Method):
         return loss, {"ce": loss.item(), "train_top1": acc}
 
 
+def _card_fn(name: str, consensus: str):
+    def card(*, config: str, input_kind: str = "pixels", frames: int, backbone: str = "", resolution: int = 0,
+             feature_dim: int = 0, **_: Any) -> MethodCard:
+        is_lstm = consensus == "lstm"
+        pixels = input_kind == "pixels"
+        sweep = tuple(k for k in (1, 2, 4, 8, 16) if k < frames) + (0,)
+        return MethodCard(
+            name=name,
+            title=("LSTM over frames" if is_lstm else "TSN uniform") + (f" ({backbone} @{resolution})" if pixels else " (features)"),
+            paper=LRCN_PAPER if is_lstm else TSN_PAPER,
+            doi=LRCN_DOI if is_lstm else TSN_DOI,
+            code="https://github.com/yjxiong/temporal-segment-networks" if not is_lstm else "",
+            input_kind=input_kind,
+            frames=frames,
+            resolution=resolution if pixels else 0,
+            resolutions=(resolution,) if pixels else (),
+            feature_dim=feature_dim if not pixels else 0,
+            knobs=(KnobSpec("frames", 0, "process k evenly spaced frames of those given (0 = the card's T)", sweep,
+                            low=0, high=frames),),
+            stages=("joint",),
+            config=config,
+            notes="Random initialisation (no ImageNet download); dropout only in training.",
+        )
+
+    card.__doc__ = f"The {name} card of a configuration (no network is built); see :class:`Uniform`."
+    return card
+
+
 def _builder(name: str, consensus: str):
     def build(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int,
               backbone: str = "", resolution: int = 0, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
@@ -194,7 +198,7 @@ def _builder(name: str, consensus: str):
     return build
 
 
-build_uniform = register_method("uniform", configs=CONFIGS, summary="TSN: average of frame logits over uniform frames")(
-    _builder("uniform", "avg"))
-build_uniform_lstm = register_method("uniform_lstm", configs=CONFIGS, summary="LSTM over uniformly sampled frames")(
-    _builder("uniform_lstm", "lstm"))
+build_uniform = register_method("uniform", configs=CONFIGS, card=_card_fn("uniform", "avg"),
+                                summary="TSN: average of frame logits over uniform frames")(_builder("uniform", "avg"))
+build_uniform_lstm = register_method("uniform_lstm", configs=CONFIGS, card=_card_fn("uniform_lstm", "lstm"),
+                                     summary="LSTM over uniformly sampled frames")(_builder("uniform_lstm", "lstm"))

@@ -1,0 +1,65 @@
+"""Text form of verdict rows (``evbench claims`` without ``--json``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["format_text", "num", "signed"]
+
+
+def num(x: float | None, spec: str = ".4g") -> str:
+    """``x`` formatted with ``spec``; ``"—"`` for None."""
+    return "—" if x is None else format(x, spec)
+
+
+def signed(x: float, spec: str = ".4g") -> str:
+    """``x`` formatted with ``spec`` and an explicit sign."""
+    return ("+" if x >= 0 else "") + format(x, spec)
+
+
+def format_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A readable table grouped by paper, then a count per verdict.
+
+    Args:
+        rows: :func:`judge` rows.
+
+    Returns:
+        Text: per paper its citation, then per claim the id, claimed and
+        measured values, the difference (claim's unit) and the verdict; below
+        it, indented, the quantity and tolerance, the source, how it was
+        measured or why not, information and the caveat.  Last line: the
+        count of claims, papers and each verdict.
+    """
+    from evbench.harness.claims.schema import VERDICTS  # schema imports num() from here
+
+    lines: list[str] = []
+    by_paper: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by_paper.setdefault(r["paper"], []).append(r)
+    for group in by_paper.values():
+        head = group[0]
+        lines.append(f"== {head['paper_title']} — {head['citation']} (doi:{head['doi']})")
+        lines.append(f"   {'claim':40s} {'claimed':>12s} {'measured':>12s} {'diff':>10s}  verdict")
+        for r in group:
+            diff = signed(r["difference"]) if r.get("difference") is not None else "—"
+            verdict = r["verdict"] + (f" {r['needs']}" if r.get("needs") else "")
+            lines.append(f"   {r['id']:40s} {num(r['claimed']):>12s} {num(r.get('measured')):>12s} "
+                         f"{diff:>10s}  {verdict}  [{r['unit']}]")
+            lines.append(f"      {r['quantity']}; tolerance {r['tolerance']}")
+            lines.append(f"      source: {r['source']}")
+            if r.get("measured") is None and r.get("reason"):
+                lines.append(f"      why not measured: {r['reason']}")
+            elif r.get("measured_by"):
+                lines.append(f"      measured: {r['measured_by']}")
+            for k, v in (r.get("info") or {}).items():
+                lines.append(f"      info: {k}{': ' + (num(v) if isinstance(v, float) else str(v)) if v != '' else ''}")
+            if r.get("caveat"):
+                lines.append(f"      caveat: {r['caveat']}")
+        lines.append("")
+    counts = Counter(r["verdict"] for r in rows)
+    lines.append(f"{len(rows)} claim{'s' if len(rows) != 1 else ''} from {len(by_paper)} "
+                 f"paper{'s' if len(by_paper) != 1 else ''}: "
+                 + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS))
+    return "\n".join(lines)
