@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from evbench.harness.machine_state import TimedWindow
 
 __all__ = [
     "LatencyStats",
@@ -266,6 +267,13 @@ class LatencyStats:
             meter's reading ÷ ``n``), None when no meter was given or it could
             not read.
         energy_source: The counter read (``"nvml"``, ``"rapl"``, ``"jetson-rails"``), or None.
+        machine_state: The machine around the timed phase
+            (:class:`evbench.harness.machine_state.TimedWindow`: load average,
+            CPU frequency/governor, other processes' CPU use in cores,
+            throttling); None when not recorded.
+        noisy: True when other processes used more than the noisy threshold
+            (cores) during the timed phase, or throttling was seen; such a
+            window is kept out of regression verdicts. None when not recorded.
     """
 
     samples_ms: list[float]
@@ -288,6 +296,8 @@ class LatencyStats:
     wall_samples_ms: list[float] | None = None
     energy_j_per_query: float | None = None
     energy_source: str | None = None
+    machine_state: dict[str, Any] | None = None
+    noisy: bool | None = None
 
     @property
     def met_minimums(self) -> bool:
@@ -311,6 +321,8 @@ def measure_latency(
     max_queries: int | None = None,
     clock: Clock | None = None,
     energy_meter: Any = None,
+    machine_state: bool = True,
+    noisy_share: float | None = None,
 ) -> LatencyStats:
     """Single-stream latency of ``run`` (MLPerf LoadGen SingleStream scenario).
 
@@ -360,6 +372,10 @@ def measure_latency(
         energy_meter: Optional :class:`evbench.harness.devices.energy.EnergyMeter`,
             started after the warm-up and stopped after the last timed query;
             its joules ÷ queries become ``energy_j_per_query`` (J per clip).
+        machine_state: Record the machine's state around the timed phase and
+            flag it ``noisy`` (:mod:`evbench.harness.machine_state`).
+        noisy_share: Noisy threshold, cores used by other processes during the
+            timed phase (default ``$EVBENCH_NOISY_SHARE`` or 0.25).
 
     Returns:
         A :class:`LatencyStats` with per-query latencies in ms.
@@ -404,6 +420,9 @@ def measure_latency(
         min_ns = int(round(min_duration_s * _NS_PER_S))
         max_ns = int(round(max_duration_s * _NS_PER_S))
 
+        window = TimedWindow(noisy_share) if machine_state else None
+        if window is not None:
+            window.__enter__()
         if energy_meter is not None:
             energy_meter.start()
         t_start = clk()
@@ -437,6 +456,9 @@ def measure_latency(
                 h1 = t1
             elapsed = h1 - t_start
         energy = energy_meter.stop() if energy_meter is not None else None
+        if window is not None:
+            window.__exit__(None, None, None)
+        state, noisy = window.result() if window is not None else (None, None)
 
     p50, p90, p99 = _percentiles_ms(samples)
     return LatencyStats(
@@ -460,6 +482,8 @@ def measure_latency(
         wall_samples_ms=wall if is_cuda else None,
         energy_j_per_query=(energy.joules / len(samples)) if energy is not None and energy.joules is not None else None,
         energy_source=energy.source if energy is not None else None,
+        machine_state=state,
+        noisy=noisy,
     )
 
 

@@ -405,6 +405,8 @@ def write_report(
         nav.append('<li><a href="#modeled">Modeled devices: validation</a></li>')
     if claims_html:
         nav.append('<li><a href="#claims">Published claims</a></li>')
+    if (out / "trends" / "index.html").is_file():  # evbench report --history DIR
+        nav.append('<li><a href="trends/index.html">Trends over the run history</a></li>')
     body.append("<nav><h3>Contents</h3><ul>" + "".join(nav) + "</ul></nav>")
 
     frontiers: list[pd.DataFrame] = []
