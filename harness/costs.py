@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
-from evbench.harness.api import CostEntry, Method, TraceStep
+from evbench.harness.api import Method, TraceStep
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -45,7 +45,10 @@ __all__ = [
     "trace_gmacs_by_role",
     "executed_gmacs",
     "ptflops_gmacs",
+    "rnn_macs",
+    "lstm_weight_shapes",
     "lstm_macs",
+    "module_rnn_macs",
     "CostTableError",
 ]
 
@@ -60,17 +63,65 @@ class CostTableError(KeyError):
 # --------------------------------------------------------------------------- fvcore
 
 
-def lstm_macs(input_size: int, hidden_size: int, steps: int = 1, batch: int = 1, proj: int = 0) -> int:
-    """MACs of an LSTM over ``steps`` time steps (gate matmuls only).
+def rnn_macs(weight_shapes: Iterable[Sequence[int]], rows: int) -> int:
+    """MACs of recurrent layers over ``rows`` (time steps × batch) inputs — THE recurrent MAC formula.
 
-    Each step computes ``W_ih x + W_hh h`` for 4 gates: ``4·H·(I + H)`` MACs
-    (``H`` replaced by the projection size on the recurrent input when
-    ``proj > 0``).  Element-wise gate non-linearities are not counted, as in
-    fvcore/thop/ptflops.
+    Each row multiplies every weight matrix once: ``W_ih x + W_hh h`` (and
+    ``W_hr h`` for a projected LSTM), so MACs = ``rows × Σ |W|`` over the
+    weight matrices (biases and the element-wise gate non-linearities are not
+    counted, as in fvcore/thop/ptflops).  For an LSTM layer ``W_ih`` is
+    ``(4H, I)`` and ``W_hh`` ``(4H, H)``: ``4·H·(I + H)`` MACs per row.  Every
+    RNN count of evbench (fvcore's ``aten::lstm`` handle, the fused-kernel
+    formulas of :func:`executed_gmacs`, the modeled device's per-layer count)
+    goes through this function.
+
+    Args:
+        weight_shapes: Shapes of the weight matrices (2-D; other shapes — biases — are ignored).
+        rows: Inputs each matrix is applied to (time steps × batch).
+
+    Returns:
+        MACs (an integer count, not GMACs).
     """
-    rec = proj if proj else hidden_size
-    per_step = 4 * hidden_size * (input_size + rec) + (hidden_size * proj if proj else 0)
-    return per_step * steps * batch
+    return int(rows) * sum(math.prod(w) for w in weight_shapes if w is not None and len(w) == 2)
+
+
+def lstm_weight_shapes(input_size: int, hidden_size: int, *, num_layers: int = 1, bidirectional: bool = False,
+                       proj: int = 0) -> list[tuple[int, int]]:
+    """Weight-matrix shapes of ``nn.LSTM(input_size, hidden_size, num_layers, bidirectional, proj_size=proj)``.
+
+    Returns:
+        Per layer and direction: ``W_ih (4H, I_l)``, ``W_hh (4H, R)`` and, with
+        ``proj > 0``, ``W_hr (P, H)``; ``R = P or H``, ``I_l = input_size`` for
+        layer 0, else ``R × directions``.
+    """
+    dirs = 2 if bidirectional else 1
+    rec = proj or hidden_size
+    shapes: list[tuple[int, int]] = []
+    for layer in range(num_layers):
+        layer_in = input_size if layer == 0 else rec * dirs
+        for _ in range(dirs):
+            shapes += [(4 * hidden_size, layer_in), (4 * hidden_size, rec)] + ([(proj, hidden_size)] if proj else [])
+    return shapes
+
+
+def lstm_macs(input_size: int, hidden_size: int, steps: int = 1, batch: int = 1, proj: int = 0) -> int:
+    """MACs of a one-layer, one-direction LSTM over ``steps`` time steps (:func:`rnn_macs`).
+
+    ``4·H·(I + R) (+ H·P with a projection)`` per step and sample, ``R = P or H``.
+    """
+    return rnn_macs(lstm_weight_shapes(input_size, hidden_size, proj=proj), steps * batch)
+
+
+def module_rnn_macs(module: nn.Module, rows: int) -> int:
+    """MACs of one call of an ``nn.RNNBase`` / ``nn.RNNCellBase`` module on ``rows`` inputs (:func:`rnn_macs`).
+
+    Args:
+        module: ``nn.LSTM``, ``nn.GRU``, ``nn.RNN`` or their ``*Cell`` variants
+            (every layer and direction: its ``weight_*`` matrices).
+        rows: Time steps × batch of the call (for a cell: the batch).
+    """
+    shapes = [tuple(p.shape) for n, p in module.named_parameters(recurse=False) if n.startswith("weight_")]
+    return rnn_macs(shapes, rows)
 
 
 def _fvcore_lstm_handle(inputs: list[Any], outputs: list[Any]) -> int:
@@ -88,11 +139,8 @@ def _fvcore_lstm_handle(inputs: list[Any], outputs: list[Any]) -> int:
         steps, batch, in_size = x_shape
     dirs = 2 if bidirectional else 1
     hidden = out_shape[-1] // dirs
-    total = 0
-    for layer in range(num_layers):
-        layer_in = in_size if layer == 0 else hidden * dirs
-        total += dirs * lstm_macs(layer_in, hidden, steps, batch)
-    return total
+    shapes = lstm_weight_shapes(in_size, hidden, num_layers=num_layers, bidirectional=bidirectional)
+    return rnn_macs(shapes, steps * batch)
 
 
 def count_gmacs_fvcore(module: nn.Module, inputs: tuple[Any, ...]) -> float:
@@ -212,15 +260,12 @@ def _adaptive_pool_flops(x_shape: Sequence[int], *args: Any, **kwargs: Any) -> i
 
 def _mkldnn_rnn_layer_flops(x_shape: Sequence[int], w0: Sequence[int], w1: Sequence[int], *args: Any, **kwargs: Any) -> int:
     # input (T, B, I) or (B, T, I); weight0 = W_ih (4H, I), weight1 = W_hh (4H, H); one direction, one layer
-    steps_x_batch = _prod(x_shape[:-1])
-    return 2 * steps_x_batch * (_prod(w0) + _prod(w1))
+    return 2 * rnn_macs([w0, w1], _prod(x_shape[:-1]))
 
 
 def _cudnn_rnn_flops(x_shape: Sequence[int], weights: Sequence[Sequence[int]], *args: Any, **kwargs: Any) -> int:
-    # weights: flat list (w_ih, w_hh[, b_ih, b_hh]) per layer and direction; count matrices only
-    steps_x_batch = _prod(x_shape[:-1])
-    mats = [w for w in weights if w is not None and len(w) == 2]
-    return 2 * steps_x_batch * sum(_prod(w) for w in mats)
+    # weights: flat list (w_ih, w_hh[, b_ih, b_hh][, w_hr]) per layer and direction; rnn_macs counts the matrices
+    return 2 * rnn_macs(weights, _prod(x_shape[:-1]))
 
 
 def _custom_formulas() -> dict[Any, Callable[..., int]]:
@@ -299,15 +344,3 @@ def _to(value: Any, device: torch.device) -> Any:
     if isinstance(value, tuple):
         return tuple(_to(v, device) for v in value)
     return value
-
-
-def entry_for(method: Method, module: str) -> CostEntry:
-    """The first cost entry of ``method`` naming ``module``.
-
-    Raises:
-        KeyError: If none does.
-    """
-    for entry in method.cost_entries():
-        if entry.module == module:
-            return entry
-    raise KeyError(f"{method.card.name}: no cost entry for module {module!r}")
