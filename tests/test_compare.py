@@ -8,7 +8,14 @@ import warnings
 import numpy as np
 import pytest
 from evbench.harness.cli import main
-from evbench.harness.compare import CompareSettings, compare, fails, format_table, latency_test, mcnemar
+from evbench.harness.compare import (
+    CompareSettings,
+    compare,
+    fails,
+    format_table,
+    latency_test,
+    mcnemar,
+)
 from evbench.harness.history import run_data
 from nightly_helpers import night_rows, real_rows, write_run
 
