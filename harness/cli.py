@@ -113,144 +113,179 @@ def _build_method(args: argparse.Namespace) -> Any:
 
 
 def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], str]:
-    """Batch-1 clips to profile on: real clips of ``--data`` or seeded random-normal ones."""
-    import torch
-
+    """Batch-1 clips for ``evbench export``: real clips of ``--data`` or seeded random-normal ones."""
     if args.data:
         from evbench.harness.data import open_dataset
 
         ds = open_dataset(args.data, split="all", frames=method.card.frames, size=max(method.card.resolution, 1))
         inputs = [ds[i].x[None] for i in range(min(args.clips, len(ds)))]
         return inputs, f"{len(inputs)} clips of {args.data}"
-    g = torch.Generator().manual_seed(0)
-    shape = tuple(method.example_input(1).shape)
-    inputs = [torch.randn(shape, generator=g) for _ in range(args.clips)]
-    return inputs, (f"{args.clips} synthetic random-normal clips {list(shape)} "
-                    "(decisions of adaptive methods are input-dependent)")
+    from evbench.harness.data import RandomClips
+
+    ds = RandomClips(tuple(method.example_input(1).shape[1:]), args.clips)
+    return [ds[i].x[None] for i in range(len(ds))], ds.note
 
 
-def _ptflops_crosscheck(method: Any, cost_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """fvcore vs ptflops (both backends, explicit) on every static single-input module."""
-    from evbench.harness.costs import ptflops_gmacs
+#: ``evbench profile`` flags that set a :class:`~evbench.harness.settings.MeasureSettings` key (for messages).
+_PROFILE_FLAGS = {"min_queries": "--min-queries", "min_duration_s": "--min-duration", "offline": "--no-offline",
+                  "crosscheck": "--no-crosscheck", "latency_clips": "--clips", "max_clips": "--clips"}
 
-    table = {(r["module"], tuple(r["input_shape"])): r for r in cost_rows}
-    out = []
-    for entry in method.cost_entries():
-        if entry.declared_gmacs is not None or entry.make_inputs is not None:
-            continue
-        sub = method.get_submodule(entry.module)
-        pt = ptflops_gmacs(sub, entry.input_shape, backend="pytorch")
-        at = ptflops_gmacs(sub, entry.input_shape, backend="aten")
-        fv = table[entry.key]["gmacs"]
-        out.append({"module": entry.module, "input_shape": list(entry.input_shape), "fvcore": fv,
-                    "ptflops_pytorch": pt, "ptflops_aten": at,
-                    "rel_diff_pytorch": (pt - fv) / fv if fv else None,
-                    "rel_diff_aten": (at - fv) / fv if fv else None})
+
+def _measure_overrides(items: list[str] | None, flag: str = "--measure") -> dict[str, Any]:
+    """``--measure KEY=VALUE`` items as a settings mapping (values parsed as JSON, else kept as text)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"evbench: {flag} expects KEY=VALUE (a [measure] setting), got {item!r}")
+        out[key.strip()] = _parse_value(value.strip())
     return out
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
-    """Cost table, GMACs, executed MACs, latency, FPS, memory and energy of one method.
+def profile_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~evbench.harness.settings.MeasureSettings` of ``evbench profile``: defaults, flags, ``--measure``.
 
-    ``--backend onnxruntime`` runs every costed module in ONNX Runtime with the
-    method's control flow in Python and adds ``max_abs_logit_diff`` against
-    torch; ``--device <board>-modeled`` replaces the measured latency by the
-    roofline model of :mod:`evbench.harness.devices.modeled` (``modeled: true``).
+    Raises:
+        evbench.harness.settings.SettingsError: A bad flag value or ``--measure`` item (names it).
     """
-    from evbench.harness.devices.modeled import is_modeled_device
-    from evbench.harness.env import fingerprint
-    from evbench.harness.measure import count_profile, profile
+    from evbench.harness.settings import MeasureSettings
 
-    method = _build_method(args)
+    given: dict[str, Any] = {"latency_clips": args.clips, "max_clips": args.clips,
+                             "offline": not args.no_offline, "crosscheck": not args.no_crosscheck}
+    if args.min_queries is not None:
+        given["min_queries"] = args.min_queries
+    if args.min_duration is not None:
+        given["min_duration_s"] = args.min_duration
+    settings = MeasureSettings.from_mapping(given, source="evbench profile", key_names=_PROFILE_FLAGS)
+    extra = _measure_overrides(getattr(args, "measure", None))
+    return settings.replace(source="evbench profile --measure", **extra) if extra else settings
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Profile one method: a one-cell run through :func:`evbench.harness.measure.measure_cell`.
+
+    Without ``--data`` the inputs are ``--clips`` seeded random-normal clips
+    (:class:`evbench.harness.data.RandomClips`, labelled synthetic); with it,
+    the first ``--clips`` clips of its ``--split``.  Accuracy is not measured
+    here (``evbench run`` measures it on a test split).  ``--json`` prints the
+    row (:class:`evbench.harness.row.CellResult` keys) plus, for compatibility,
+    ``latency_ms`` (``p50/p90/p99/mean/samples``, ms) and ``fps`` (offline
+    frames/s) — the same values as ``latency_ms_p50``... and ``fps_offline``.
+    ``--backend onnxruntime`` runs every costed module in ONNX Runtime with
+    the method's control flow in Python and adds ``max_abs_logit_diff``;
+    ``--device <board>-modeled`` replaces the measured latency by the roofline
+    model (``modeled: true``).
+    """
+    from evbench.harness.measure import measure_cell
+    from evbench.harness.runner import build_method
+
+    t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    settings = profile_settings(args)
+    overrides = _overrides(args)
+    if args.data:
+        from evbench.harness.data import open_dataset
+        from evbench.harness.registry import method_card
+
+        card = method_card(args.method, args.config, **overrides)
+        dataset = open_dataset(args.data, split=args.split, frames=max(card.frames, 1),
+                               size=max(card.resolution, 1), train=False, cache_dir=args.cache_dir)
+        num_classes = args.num_classes or len(dataset.class_names)
+    else:
+        dataset, num_classes = None, args.num_classes or 200
+    method, applied = build_method(args.method, args.config, overrides, num_classes,
+                                   dataset if dataset is not None else [], seed=0)
+    if getattr(args, "checkpoint", None):
+        from evbench.harness.training import load_checkpoint
+
+        method.load_state_dict(load_checkpoint(args.checkpoint)["state_dict"])
     knobs = _parse_knobs(args.knob)
     method.resolve_knobs(knobs)  # fail early on an unknown knob
-    inputs, inputs_note = _profile_inputs(args, method)
-    modeled = is_modeled_device(args.device)
-    backend, extra = "torch", {}
-    if modeled:
-        from evbench.harness.devices.modeled import model_latency
+    if dataset is None:
+        from evbench.harness.data import RandomClips
 
-        counted = count_profile(method.eval(), inputs, knobs=knobs)
-        traces = counted.pop("traces")
-        counted.pop("per_video_gmacs", None)
-        prof = {**counted, **model_latency(method, traces, device=args.device, backend=args.backend)}
-        backend = prof.get("backend", "modeled")
-    elif args.backend == "onnxruntime":
-        from evbench.harness.onnx_backend import backend_info, max_abs_logit_diff, to_onnxruntime
-
-        ort_method = to_onnxruntime(method, providers=_providers(args), bundle_dir=args.bundle)
-        torch_counts = count_profile(method.eval(), inputs, knobs=knobs)
-        prof = profile(ort_method, inputs, device="cpu", knobs=knobs, min_queries=args.min_queries,
-                       min_duration_s=args.min_duration, offline=not args.no_offline, count_executed=False)
-        prof["executed_gmacs_per_video"] = torch_counts["executed_gmacs_per_video"]
-        info = backend_info(ort_method)
-        backend = info["backend"]
-        check = max_abs_logit_diff(method, ort_method, inputs, knobs=knobs)
-        extra = {**check, "logit_diff_reference": "torch eager fp32 on the same clips and knobs", "onnx": info,
-                 "executed_gmacs_note": "counted on the torch forward with the same decisions "
-                                        "(ONNX Runtime kernels run outside PyTorch's dispatcher)"}
-    else:
-        prof = profile(method, inputs, device=args.device, knobs=knobs, min_queries=args.min_queries,
-                       min_duration_s=args.min_duration, offline=not args.no_offline)
-    crosscheck = [] if args.no_crosscheck else _ptflops_crosscheck(method, prof["cost_table"])
-    result = {
-        "method": args.method, "config": args.config, "overrides": _overrides(args), "knobs": knobs,
-        "card": method.card.to_dict(), "inputs": inputs_note, "device": args.device, "backend": backend,
-        "modeled": modeled, **extra,
-        **{k: v for k, v in prof.items() if k not in ("latency", "offline")},
-        "latency": prof.get("latency"), "offline": prof.get("offline"), "ptflops_crosscheck": crosscheck,
-        "units": {"gmacs_per_frame": "GMACs per processed frame", "gmacs_per_video": "GMACs per video (trace sum)",
-                  "executed_gmacs_per_video": "GMACs counted during the forward",
-                  "latency_ms": "ms, single-stream batch 1" + (" (MODELED, not measured)" if modeled else ""),
-                  "fps": "frames/s offline", "peak_rss_mb": "MiB", "energy_j_per_clip": "J per clip",
-                  "max_abs_logit_diff": "max |logit_onnxruntime - logit_torch| over the profiled clips"},
-        "env": fingerprint(device="cpu" if modeled else args.device, backend=backend),
-    }
+        dataset = RandomClips(tuple(method.example_input(1).shape[1:]), args.clips, num_classes=num_classes)
+    res = measure_cell(method, dataset, settings, knobs=knobs, device=args.device, backend=args.backend,
+                       providers=_providers(args) if args.backend == "onnxruntime" else None,
+                       bundle_dir=args.bundle, trained=False)
+    res.suite, res.config, res.overrides, res.applied_overrides = "profile", args.config, overrides, applied
+    res.dataset_source, res.dataset_split = (args.data, args.split) if args.data else ("random", None)
+    if getattr(args, "checkpoint", None):
+        res.checkpoint = str(args.checkpoint)
+        res.accuracy_note = "not measured by profile: evbench run measures accuracy on a test split"
+    res.label = " ".join([args.method, args.config] + [f"{k}={v}" for k, v in sorted(overrides.items())]
+                         + [f"{k}={v}" for k, v in sorted(knobs.items())])
+    res.started, res.wall_s = started, time.perf_counter() - t0
+    row = profile_json(res)
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(row, indent=2, default=str))
         return 0
-    _print_profile(args, result, prof, crosscheck)
+    _print_profile(row)
     return 0
+
+
+def profile_json(res: Any) -> dict[str, Any]:
+    """``evbench profile --json``: the row of ``res`` plus the compatibility keys ``latency_ms`` and ``fps``.
+
+    ``latency_ms`` is ``{"p50", "p90", "p99", "mean", "samples"}`` (ms; None
+    when latency was not measured) and ``fps`` the offline frames/s — the
+    same values as ``latency_ms_p50/p90/p99/mean``, ``latency_samples_ms`` and
+    ``fps_offline``.  ``gmacs_per_frame``, ``gmacs_per_video``,
+    ``executed_gmacs_per_video``, ``cost_table`` and ``peak_rss_mb`` are row
+    keys already.
+    """
+    row = res.to_row()
+    row["latency_ms"] = {"p50": row["latency_ms_p50"], "p90": row["latency_ms_p90"], "p99": row["latency_ms_p99"],
+                         "mean": row["latency_ms_mean"], "samples": row["latency_samples_ms"]}
+    row["fps"] = row["fps_offline"]
+    return row
 
 
 def _fmt(value: Any, spec: str = ".2f", missing: str = "not measured") -> str:
     return missing if value is None else format(value, spec)
 
 
-def _print_profile(args: argparse.Namespace, result: dict[str, Any], prof: dict[str, Any],
-                   crosscheck: list[dict[str, Any]]) -> None:
-    print(f"{args.method} [{args.config}] {result['card']['title']} — {result['inputs']}")
-    print(f"device {result['device']}, backend {result['backend']}" + ("  (MODELED latency)" if result["modeled"] else ""))
+def _print_profile(row: dict[str, Any]) -> None:
+    """The human-readable profile of a :func:`profile_json` row (every number with its unit)."""
+    print(f"{row['method']} [{row['config']}] {row['title']} — {row['num_videos']} clips of {row['dataset_source']}"
+          + (f" ({row['dataset_note']})" if row["dataset_synthetic"] else ""))
+    print(f"device {row['device']}, backend {row['backend']}" + ("  (MODELED latency)" if row["modeled"] else ""))
     print(f"{'module':32s} {'input shape':18s} {'GMACs':>10s}  counted by")
-    for r in prof["cost_table"]:
+    for r in row["cost_table"]:
         print(f"{r['module']:32s} {str(tuple(r['input_shape'])):18s} {r['gmacs']:10.4f}  {r['counted_by']}")
-    print(f"GMACs/video (trace sum)   {prof['gmacs_per_video']:.4f}   (static upper bound {prof['gmacs_static_upper']:.4f})")
-    print(f"GMACs/video (executed)    {_fmt(prof['executed_gmacs_per_video'], '.4f')}")
-    print(f"GMACs/frame               {prof['gmacs_per_frame']:.4f}   frames used {prof['frames_used']:.2f}")
-    lat = prof["latency_ms"]
-    label = "MODELED latency ms" if result["modeled"] else f"latency ms (batch 1, {prof.get('threads')} threads"
-    label += "" if result["modeled"] else f", {len(lat['samples'])} queries)"
-    print(f"{label}  p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f}  mean {lat['mean']:.2f}")
-    if "max_abs_logit_diff" in result:
-        print(f"max |logit onnxruntime - torch| {result['max_abs_logit_diff']:.2e}")
-    if prof.get("fps"):
-        print(f"offline FPS {prof['fps']:.1f} frames/s (batch {prof['fps_offline_batch']})")
-    if prof.get("peak_rss_mb") is not None:
-        print(f"peak RSS {prof['peak_rss_mb']:.0f} MiB" + (f", peak CUDA {prof['peak_cuda_mb']:.0f} MiB" if prof.get("peak_cuda_mb") else ""))
-    if result["modeled"]:
-        dp, cal, val = prof["device_profile"], prof["calibration"], prof.get("validation") or {}
-        print(f"modeled device: {dp['title']}; {dp['peak_gflops_fp16']:.0f} GFLOPS FP16 peak, {dp['bandwidth_gbs']} GB/s")
-        print(f"calibration ({cal['runtime_title']}): {cal['note']}; mean |fit error| on {cal['calibrated_on']} "
-              f"{_fmt(cal.get('mean_abs_fit_error_pct'), '.1f')} %"
+    print(f"GMACs/video (trace sum)   {row['gmacs_per_video']:.4f}   (static upper bound {row['gmacs_static_upper']:.4f})")
+    print(f"GMACs/video (executed)    {_fmt(row['executed_gmacs_per_video'], '.4f')}")
+    print(f"GMACs/frame               {_fmt(row['gmacs_per_frame'], '.4f')}   frames used {row['frames_used']:.2f}")
+    if row["latency_ms_p50"] is not None:
+        label = "MODELED latency ms" if row["modeled"] else (
+            f"latency ms (batch 1, {row['threads']} threads, {row['latency_queries']} queries)")
+        print(f"{label}  p50 {row['latency_ms_p50']:.2f}  p90 {row['latency_ms_p90']:.2f}  "
+              f"p99 {row['latency_ms_p99']:.2f}  mean {row['latency_ms_mean']:.2f}")
+    else:
+        print("latency: not measured")
+    if row["max_abs_logit_diff"] is not None:
+        print(f"max |logit onnxruntime - torch| {row['max_abs_logit_diff']:.2e}"
+              f" (decisions {'match' if row['decisions_match'] else 'DIFFER'})")
+    if row["fps_offline"]:
+        print(f"offline FPS {row['fps_offline']:.1f} frames/s (batch {row['fps_offline_batch']})")
+    if row["peak_rss_mb"] is not None:
+        print(f"peak RSS {row['peak_rss_mb']:.0f} MiB"
+              + (f", peak CUDA {row['peak_cuda_mb']:.0f} MiB" if row["peak_cuda_mb"] else ""))
+    if row["modeled"]:
+        dp, cal, val = row["modeled_device"] or {}, row["modeled_calibration"] or {}, row["modeled_validation"] or {}
+        print(f"modeled device: {dp.get('title')}; {_fmt(dp.get('peak_gflops_fp16'), '.0f')} GFLOPS FP16 peak, "
+              f"{dp.get('bandwidth_gbs')} GB/s")
+        print(f"calibration ({cal.get('runtime_title')}): {cal.get('note')}; mean |fit error| on "
+              f"{cal.get('calibrated_on')} {_fmt(cal.get('mean_abs_fit_error_pct'), '.1f')} %"
               + "".join(f"; held out {h['model']}: modeled {h['modeled_ms']:.1f} ms vs published {h['published_ms']} ms "
                         f"({h['error_pct']:+.1f} %)" for h in cal.get("held_out", [])))
         print(f"the same model on this CPU (evbench model-validate): held-out mean |error| "
               f"{_fmt(val.get('held_out_mean_abs_error_pct'), '.1f')} %, max {_fmt(val.get('held_out_max_abs_error_pct'), '.1f')} %")
-    elif prof.get("energy_j_per_clip") is not None:
-        print(f"energy {prof['energy_j_per_clip']:.3f} J/clip ({prof['energy_source']})")
+    elif row["energy_j_per_clip"] is not None:
+        print(f"energy {row['energy_j_per_clip']:.3f} J/clip ({row['energy_source']})")
     else:
         print("energy: not measured (no readable energy counter on this machine)")
-    for c in crosscheck:
+    for c in row["ptflops_crosscheck"] or []:
         print(f"ptflops cross-check {c['module']}{tuple(c['input_shape'])}: fvcore {c['fvcore']:.4f}, "
               f"ptflops[pytorch] {c['ptflops_pytorch']:.4f}, ptflops[aten] {c['ptflops_aten']:.4f} GMACs")
 
@@ -350,6 +385,13 @@ def _executor(args: argparse.Namespace, cells: list, out: Path) -> Any:
             raise ExecutorError(f"--device {','.join(placed)}: placement on a node resource needs --executor ray")
         executor = make_executor(kind, out=out, address=args.address, threads=args.threads,
                                  slurm_partition=args.slurm_partition, slurm_gpus_per_task=args.slurm_gpus_per_task)
+        check = getattr(executor, "check_cells", None)
+        try:
+            if check is not None:
+                check(cells)  # a resource no node offers: say so now, not hang
+        except ExecutorError:
+            executor.shutdown(wait=False)
+            raise
     except ExecutorError as exc:
         raise SystemExit(f"evbench: {exc}") from None
     return executor
@@ -383,9 +425,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = [b for b in backends if b not in ("torch", "onnxruntime")]
     if unknown:
         raise SystemExit(f"evbench: --backend {','.join(unknown)}: choose from torch, onnxruntime")
+    measure = _measure_overrides(getattr(args, "measure", None))
     cells = [c for src in sources for dev in devices for backend in backends
              for c in suite.cells(data=src, train_data=train_data, device=dev, methods=methods, knob_sweeps=sweeps,
-                                  test_split=test_split, backend=backend)]
+                                  test_split=test_split, backend=backend, measure=measure)]
     if args.resume and not args.out:
         out = _latest_out(suite.name)
         if out is None:
@@ -547,6 +590,8 @@ def cmd_model_validate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``evbench`` argument parser."""
+    from evbench.harness.settings import DEFAULT_SETTINGS as _DEFAULTS
+
     p = argparse.ArgumentParser(prog="evbench", description="Benchmark and profile efficient video recognition methods.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -570,12 +615,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profile", help="cost table, GMACs, executed MACs, latency p50/p90/p99, FPS, memory")
     add_build(pr)
     pr.add_argument("--knob", action="append", metavar="KEY=VALUE", help="inference knob (repeatable), e.g. force=224")
-    pr.add_argument("--num-classes", type=int, default=200, help="classifier width (default 200, ActivityNet)")
+    pr.add_argument("--num-classes", type=int, help="classifier width (default: the --data classes, else 200 as "
+                                                     "for ActivityNet)")
     pr.add_argument("--checkpoint", help="evbench checkpoint to load")
     pr.add_argument("--data", help="profile on real clips of this dataset instead of random inputs")
-    pr.add_argument("--clips", type=int, default=4, help="distinct input clips cycled through (default 4)")
-    pr.add_argument("--min-queries", type=int, default=64, help="latency queries at least (default 64)")
-    pr.add_argument("--min-duration", type=float, default=1.0, help="latency measurement at least this long, s")
+    pr.add_argument("--split", default="all", choices=("train", "test", "all"),
+                    help="split of --data whose first --clips clips are profiled (default all)")
+    pr.add_argument("--cache-dir", help="decoded-frame cache for --data (default ~/.cache/evbench)")
+    pr.add_argument("--clips", type=int, default=4,
+                    help="clips evaluated and cycled through by the latency queries (default 4)")
+    pr.add_argument("--min-queries", type=int, help=f"latency queries at least (default {_DEFAULTS.min_queries})")
+    pr.add_argument("--min-duration", type=float,
+                    help=f"latency measurement at least this long, s (default {_DEFAULTS.min_duration_s:g})")
+    pr.add_argument("--measure", action="append", metavar="KEY=VALUE",
+                    help="any other measurement setting (repeatable), as in a suite's [measure] table: "
+                         + ", ".join(_DEFAULTS.keys()))
     pr.add_argument("--threads", type=int, help="torch intra-op threads")
     pr.add_argument("--no-offline", action="store_true", help="skip offline FPS")
     pr.add_argument("--no-crosscheck", action="store_true", help="skip the ptflops cross-check")
@@ -650,6 +704,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="backend(s), comma-separated: torch, onnxruntime (costed modules in ONNX Runtime, control "
                         "flow in Python); several give side-by-side cells sharing one trained model")
     r.add_argument("--cache-dir", help="decoded-frame cache and generated data (default ~/.cache/evbench)")
+    r.add_argument("--measure", action="append", metavar="KEY=VALUE",
+                   help="override a measurement setting of the suite's [measure] table (repeatable; part of every "
+                        "cell id): " + ", ".join(_DEFAULTS.keys()))
     r.add_argument("--no-report", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--threads", type=int, help="torch intra-op threads for training and timing (recorded in every row); "
@@ -680,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     from evbench.harness.devices.modeled import UnknownDeviceError
     from evbench.harness.onnx_backend import OnnxBackendError
     from evbench.harness.registry import UnknownMethodError
+    from evbench.harness.settings import SettingsError
     from evbench.harness.suites import SuiteError
 
     args = build_parser().parse_args(argv)
@@ -689,8 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
-    except (UnknownMethodError, UnknownDeviceError, OnnxBackendError, KnobError, SuiteError, FileExistsError,
-            FileNotFoundError) as exc:
+    except (UnknownMethodError, UnknownDeviceError, OnnxBackendError, KnobError, SuiteError, SettingsError,
+            FileExistsError, FileNotFoundError) as exc:
         print(f"evbench: {exc}", file=sys.stderr)
         return 2
     except TypeError as exc:

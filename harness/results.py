@@ -253,7 +253,7 @@ def read_jsonl(path: str | os.PathLike[str], *, bad: list[BadRow] | None = None,
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    reason = f"invalid JSON ({exc})"
+                    reason = f"invalid JSON, a torn or corrupt row ({exc.msg}, column {exc.colno})"
                 else:
                     if not isinstance(row, dict):
                         reason = f"not a JSON object ({type(row).__name__})"

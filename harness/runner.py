@@ -49,7 +49,7 @@ from evbench.harness.training import (
     train_method,
 )
 
-__all__ = ["SerialExecutor", "RunContext", "run_cell", "run_cells"]
+__all__ = ["SerialExecutor", "RunContext", "build_method", "run_cell", "run_cells"]
 
 @dataclass
 class RunContext:
@@ -84,15 +84,29 @@ class RunContext:
         return self.datasets[key]
 
 
-def _build(cell: Cell, num_classes: int, dataset: Any) -> tuple[Method, dict[str, Any]]:
-    """Build the cell's method; feature methods take D and the per-frame input cost from the data.
+def build_method(name: str, config: str, overrides: dict[str, Any], num_classes: int, dataset: Any, *,
+                 seed: int = 0) -> tuple[Method, dict[str, Any]]:
+    """Build a method for a dataset, seeded: feature methods take D and the per-frame input cost from the data.
+
+    Shared by the runner's cells and ``evbench profile``, so the same build on
+    the same data gives the same initial weights and costs in both.
+
+    Args:
+        name: Registered method name.
+        config: Configuration name.
+        overrides: Builder overrides.
+        num_classes: Classifier width.
+        dataset: The data it will see (``dataset[0].x`` gives ``D`` for
+            feature methods; ``gmacs_per_frame`` attribute, when not None,
+            the declared per-frame input cost in GMACs).
+        seed: Seed of every RNG before building (initial weights).
 
     Returns:
         The method and the overrides actually applied.
     """
-    overrides = dict(cell.overrides)
-    seed_everything(_init_seed(cell))  # initial weights are part of a reproducible run
-    method = create_method(cell.method, config=cell.config, num_classes=num_classes, **overrides)
+    overrides = dict(overrides)
+    seed_everything(seed)  # initial weights are part of a reproducible run
+    method = create_method(name, config=config, num_classes=num_classes, **overrides)
     if method.card.input_kind == "features" and len(dataset):
         dim = int(dataset[0].x.shape[-1])
         data_cost = getattr(dataset, "gmacs_per_frame", None)
@@ -101,9 +115,14 @@ def _build(cell: Cell, num_classes: int, dataset: Any) -> tuple[Method, dict[str
             extra["gmacs_per_frame"] = float(data_cost)
         if extra:
             overrides = {**overrides, **extra}
-            seed_everything(_init_seed(cell))
-            method = create_method(cell.method, config=cell.config, num_classes=num_classes, **overrides)
+            seed_everything(seed)
+            method = create_method(name, config=config, num_classes=num_classes, **overrides)
     return method, overrides
+
+
+def _build(cell: Cell, num_classes: int, dataset: Any) -> tuple[Method, dict[str, Any]]:
+    """Build the cell's method (:func:`build_method`, seeded with the cell's training seed, else 0)."""
+    return build_method(cell.method, cell.config, cell.overrides, num_classes, dataset, seed=_init_seed(cell))
 
 
 def _train_seed(cell: Cell) -> int | None:
@@ -263,9 +282,22 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
     check = getattr(executor, "check_cells", None)
     if check is not None:
         check(pending)  # fail fast: a resource no node offers would wait forever
-    sched = CellScheduler(executor, finished=[c for c in unique if c.id in finished])
+    one_at_a_time = isinstance(executor, SerialExecutor)  # keeps the serial order and row-by-row writes
+    sched = CellScheduler(executor, finished=[c for c in unique if c.id in finished], train_tasks=not one_at_a_time)
     bar = tqdm(total=len(unique), initial=summary.skipped, desc="cells", disable=not progress)
     inflight: dict[Future, Cell] = {}
+    trains: dict[Future, Cell] = {}  # parallel executors: each model trained by an untimed task first
+
+    def collect_training(fut: Future) -> None:
+        cell = trains.pop(fut)
+        try:
+            fut.result()
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # noqa: BLE001 — the build's cells then train themselves and record the error
+            sched.training_done(cell, ok=False)
+        else:
+            sched.training_done(cell, ok=True)
 
     def collect(fut: Future) -> None:
         cell = inflight.pop(fut)
@@ -291,19 +323,26 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
         bar.update(1)
 
     try:
-        one_at_a_time = isinstance(executor, SerialExecutor)  # keeps the serial order and row-by-row writes
-        while pending or inflight:
+        while pending or inflight or trains:
+            to_train = sched.take_training(pending)
+            for cell, fut in zip(to_train, submit_cells(executor, train_cell, to_train, ctx), strict=True):
+                trains[fut] = cell
             ready = sched.take_ready(pending, limit=1 if one_at_a_time else None)
             for cell, fut in zip(ready, submit_cells(executor, _cell_fn(), ready, ctx), strict=True):
                 inflight[fut] = cell
                 if fut.done():  # the serial executor ran it already: write its row before the next starts
                     collect(fut)
-            if inflight:
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                for fut in [f for f in inflight if f in done]:  # in submission order
-                    collect(fut)
+            if not (inflight or trains):
+                if pending:  # cannot happen: every waiting cell waits on something in flight
+                    raise RuntimeError(f"scheduler stalled with {len(pending)} cells pending")
+                break
+            done, _ = wait([*trains, *inflight], return_when=FIRST_COMPLETED)
+            for fut in [f for f in trains if f in done]:
+                collect_training(fut)
+            for fut in [f for f in inflight if f in done]:  # in submission order
+                collect(fut)
     except BaseException:
-        if inflight:
+        if inflight or trains:
             executor.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
@@ -314,6 +353,30 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
 def _cell_fn() -> Callable[[Cell, RunContext], dict[str, Any]]:
     """The per-cell function, looked up at call time (tests substitute it)."""
     return run_cell
+
+
+def train_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
+    """Train the model of ``cell``'s build and write its checkpoint: the untimed task of a parallel executor.
+
+    Under Ray or Slurm every model is trained by such a task (asking for
+    cores or a GPU, never a timing slot), then each of its cells loads the
+    checkpoint (``train_reused``, ``train_seconds_original``) and is timed in
+    its turn.  A checkpoint already there is loaded, not retrained.
+
+    Returns:
+        ``{"build_id", "train_s", "skipped_clips"}`` (``train_s`` in s).
+
+    Raises:
+        Exception: Whatever failed; the build's cells then train themselves, one at a time.
+    """
+    probe = ctx.dataset(cell.test_data, split=cell.test_split, frames=1, size=1, train=False)
+    class_names = list(probe.class_names)
+    method, _ = _build(cell, len(class_names), probe)
+    info, skipped = _trained(cell, method, ctx, class_names)
+    return {"build_id": cell.build_id, "train_s": info.get("train_s"), "skipped_clips": len(skipped)}
+
+
+train_cell.untimed = True  # executors: no timing slot for this task
 
 
 def knob_sweep(method_name: str, config: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -65,7 +65,7 @@ def test_run_writes_contract_columns_and_per_sample_rows(tmp_path, tiny_generate
 def test_resume_after_interruption_neither_loses_nor_repeats(tmp_path, tiny_generated, monkeypatch):
     cells = _cells(tmp_path, tiny_generated)
     out = tmp_path / "run"
-    real = runner.measure_cell
+    real = runner.run_cell
     calls: list[str] = []
 
     def interrupted(cell, ctx):
@@ -74,14 +74,14 @@ def test_resume_after_interruption_neither_loses_nor_repeats(tmp_path, tiny_gene
             raise KeyboardInterrupt
         return real(cell, ctx)
 
-    monkeypatch.setattr(runner, "measure_cell", interrupted)
+    monkeypatch.setattr(runner, "run_cell", interrupted)
     with pytest.raises(KeyboardInterrupt):
         runner.run_cells(cells, out=out, progress=False, cache_dir=str(tmp_path / "cache"))
     assert len(load(out)) == 1
     with pytest.raises(FileExistsError, match="--resume"):
         runner.run_cells(cells, out=out, progress=False)
     calls.clear()
-    monkeypatch.setattr(runner, "measure_cell", lambda c, x: (calls.append(c.id), real(c, x))[1])
+    monkeypatch.setattr(runner, "run_cell", lambda c, x: (calls.append(c.id), real(c, x))[1])
     summary = runner.run_cells(cells, out=out, resume=True, progress=False, cache_dir=str(tmp_path / "cache"))
     assert summary.skipped == 1 and summary.done == 1 and len(calls) == 1
     df = load(out)
