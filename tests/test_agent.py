@@ -240,3 +240,34 @@ def test_percentile_matches_numpy_linear() -> None:
     xs = sorted([3.0, 1.0, 4.0, 1.5, 9.0, 2.6, 5.3])
     for q in (5, 50, 90, 99):
         assert evbench_agent.percentile(xs, q) == pytest.approx(float(np.percentile(xs, q, method="linear")))
+
+
+def test_agent_rows_are_cell_result_rows(bundle: Path, tmp_path: Path) -> None:
+    """The agent cannot import evbench, so its row keys are checked here against CellResult's fields."""
+    from evbench.harness.row import SCHEMA_VERSION, CellResult, field_names
+
+    sys.path.insert(0, str(AGENT_FILES[AGENT_SCRIPT].parent))
+    try:
+        import evbench_agent
+    finally:
+        sys.path.pop(0)
+    assert evbench_agent.SCHEMA_VERSION == SCHEMA_VERSION
+    out = tmp_path / "results"
+    ok = run_agent(bundle, out, "--min-queries", "2", "--min-duration", "0", "--providers", "CPUExecutionProvider",
+                   "--warmup-runs", "1")
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(json.dumps({"format": "other/1"}))
+    write_agent(bad)
+    assert run_agent(bad, out, "--min-queries", "1", "--min-duration", "0").returncode == 1
+    raw = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in raw] == ["ok", "failed"]
+    for r in raw:
+        assert r["schema_version"] == SCHEMA_VERSION
+        assert set(r) <= set(field_names()), set(r) - set(field_names())
+        res = CellResult.from_row(r)
+        assert res.extra == {} and res.to_row()["cell_id"] == r["cell_id"]
+    df = load(out)
+    assert set(field_names()) - {"env"} <= set(df.columns)  # read as full CellResult rows
+    assert df["schema_version"].tolist() == [SCHEMA_VERSION, SCHEMA_VERSION]

@@ -63,6 +63,9 @@ except ImportError:  # in the evbench source tree
 BUNDLE_FORMAT = "evbench-onnx-bundle/1"
 RESULTS_FILE = "results.jsonl"
 AGENT_VERSION = "1"
+#: Layout version of the rows written, = evbench.harness.row.SCHEMA_VERSION (its keys are CellResult's;
+#: tests/test_agent.py checks both, since this file cannot import evbench).
+SCHEMA_VERSION = 2
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 DECISIONS_SOURCE = (
     "replayed: decisions recorded on the host (torch) for the bundle's example clips; module inputs random"
@@ -472,7 +475,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         manifest.get("method"), manifest.get("config"),
         hashlib.sha256("|".join([sha, device, backend, ",".join(providers)]).encode()).hexdigest()[:12])
     row = {
-        "cell_id": cell_id, "suite": "agent", "status": "ok",
+        "schema_version": SCHEMA_VERSION, "cell_id": cell_id, "suite": "agent", "status": "ok",
         "method": manifest.get("method"), "config": manifest.get("config"), "title": card.get("title"),
         "paper": card.get("paper"), "doi": card.get("doi"), "input_kind": card.get("input_kind"),
         "label": manifest.get("label"), "knobs": _common_knobs(schedules), "overrides": manifest.get("overrides") or {},
@@ -535,6 +538,7 @@ def _failed_row(args: argparse.Namespace, exc: BaseException) -> Dict[str, Any]:
         pass
     key = "|".join([os.path.abspath(args.bundle), str(args.providers)])
     return {
+        "schema_version": SCHEMA_VERSION,
         "cell_id": "agent-{}-{}-{}".format(manifest.get("method"), manifest.get("config"),
                                            hashlib.sha256(key.encode()).hexdigest()[:12]),
         "suite": "agent", "status": "failed", "method": manifest.get("method"), "config": manifest.get("config"),
