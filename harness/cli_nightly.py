@@ -239,7 +239,13 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         settings = _settings(args)
     except ValueError as exc:
         return _fail(str(exc))
-    out = Path(args.out) if args.out else root / "runs" / f"{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from evbench.harness.suites import SuiteError, load_suite
+
+    try:
+        suite_name = load_suite(args.suite).name
+    except SuiteError as exc:
+        return _fail(str(exc))
+    out = Path(args.out) if args.out else root / "runs" / f"{suite_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     argv = ["run", "--suite", args.suite, "--out", str(out), "--no-report", "--history", str(root)]
     argv += ["--data", args.data] if args.data else []
     argv += ["--threads", str(args.threads)] if args.threads else []
@@ -267,7 +273,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     from evbench.reports.html import write_report
 
-    index = write_report(out, out / "report", title=f"evbench — {args.suite} night {out.name}")
+    index = write_report(out, out / "report", title=f"evbench — {suite_name} night {out.name}")
     print(f"report: {index}\ntrends: {page}")
     if result is not None and fails(result, args.fail_on):
         return 1

@@ -292,7 +292,8 @@ def _compare_cell(b: Mapping[str, Any], n: Mapping[str, Any], clips_b: pd.DataFr
             out["verdict"] = verdict
             break
     else:
-        out["verdict"] = "not comparable (" + "; ".join(x for x in out["notes"] if x.startswith("noisy")) + ")" \
+        noisy_sides = [side for side, row in (("BASE", b), ("NEW", n)) if _is_true(row.get("noisy"))]
+        out["verdict"] = f"not comparable (noisy timing in {' and '.join(noisy_sides)})" \
             if "noisy" in facets else "no change"
     out["regression"] = bool(regression)
     out["noisy"] = "noisy" in facets
