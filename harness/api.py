@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from evbench.harness.errors import UserError
 from torch import nn
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
 Shape = tuple[int, ...]
 
 
-class KnobError(ValueError):
+class KnobError(UserError, ValueError):
     """An inference knob that the method does not declare, or a bad value for one."""
 
 
@@ -311,11 +312,19 @@ class Method(nn.Module):
     def resolve_knobs(self, knobs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Merge ``knobs`` over the card's defaults.
 
+        Values are converted to the type of the knob's default (``"0.8"`` ->
+        ``0.8``; an integer knob takes only integral values) and checked
+        against the card's :class:`KnobSpec` range (``low``/``high``) or
+        ``choices``; nothing is clamped.
+
         Raises:
             KnobError: If a knob is not declared by ``card.knobs`` (``force`` is
-                accepted only when ``card.force_options`` is non-empty) or a
-                forced value is not among ``card.force_options``.
+                accepted only when ``card.force_options`` is non-empty), a
+                forced value is not among ``card.force_options``, or a value
+                is not of the knob's type (``frames=abc``), is NaN, or lies
+                outside its range / choices (``frames=-3``).
         """
+        specs = {k.name: k for k in self.card.knobs}
         out = {k.name: k.default for k in self.card.knobs}
         for key, value in (knobs or {}).items():
             if key == "force":
@@ -331,7 +340,7 @@ class Method(nn.Module):
                 raise KnobError(
                     f"method {self.card.name!r} has no knob {key!r}; knobs: {sorted(out) + (['force'] if self.card.force_options else [])}"
                 )
-            out[key] = type(out[key])(value) if out[key] is not None else value
+            out[key] = _knob_value(self.card.name, specs[key], value)
         out.setdefault("force", None)
         return out
 
@@ -389,6 +398,62 @@ class Method(nn.Module):
         Default: the budget split evenly over ``card.stages`` (at least 1 each).
         """
         return max(1, epochs // max(1, len(self.card.stages)))
+
+
+def _range_text(spec: KnobSpec) -> str:
+    if spec.low is not None and spec.high is not None:
+        return f"in [{spec.low:g}, {spec.high:g}]"
+    if spec.low is not None:
+        return f">= {spec.low:g}"
+    return f"<= {spec.high:g}"
+
+
+def _knob_value(method: str, spec: KnobSpec, value: Any) -> Any:
+    """``value`` converted to the type of ``spec.default`` and checked against its range or choices.
+
+    Raises:
+        KnobError: Wrong type, NaN, non-integral for an integer knob, or
+            outside ``[low, high]`` / not among ``choices`` (the message names
+            the method, the knob and what it accepts).
+    """
+    where = f"method {method!r}: knob {spec.name}={value!r}"
+    if spec.choices:
+        opt = _coerce(value, spec.choices)
+        if opt is None:
+            raise KnobError(f"{where}: choose one of {list(spec.choices)}")
+        return opt
+    default = spec.default
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text in ("true", "false", "1", "0"):
+            return value if isinstance(value, bool) else text in ("true", "1")
+        raise KnobError(f"{where}: expected true or false")
+    if isinstance(default, (int, float)):
+        kind = "an integer" if isinstance(default, int) else "a number"
+        if isinstance(value, bool):
+            raise KnobError(f"{where}: expected {kind}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise KnobError(f"{where}: expected {kind}") from None
+        if number != number:
+            raise KnobError(f"{where}: NaN is not a valid value; expected {kind}"
+                            + (f" {_range_text(spec)}" if spec.low is not None or spec.high is not None else ""))
+        if isinstance(default, int):
+            if not (number.is_integer()):
+                raise KnobError(f"{where}: expected an integer")
+            number = int(number)
+        if not spec.in_range(number):
+            raise KnobError(f"{where}: out of range, must be {_range_text(spec)}")
+        return number
+    if isinstance(default, str):
+        return str(value)
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise KnobError(f"{where}: expected a {type(default).__name__}") from None
 
 
 def _coerce(value: Any, options: Sequence[Any]) -> Any:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from evbench.harness.errors import UserError
 from torch import nn
 
 __all__ = ["CheckpointError", "read_state_dict", "strip_prefix", "rename_keys", "load_converted"]
 
 
-class CheckpointError(KeyError):
+class CheckpointError(UserError, KeyError):
     """A checkpoint whose keys or shapes do not match the method (lists them all)."""
 
     def __str__(self) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from evbench.harness.errors import UserError
+
 __all__ = ["DataError"]
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data file or split file that cannot be used.
 
     Raised for unreadable, corrupt, truncated or empty videos and frame
