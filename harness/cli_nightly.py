@@ -64,10 +64,13 @@ def cmd_history(args: argparse.Namespace) -> int:
             else:
                 print(runs.to_string(index=False) if len(runs) else "(no runs)")
             return 0
+        from evbench.harness.history import bench_data, run_data
+
+        datas = [run_data(src) if args.action == "add" else bench_data(src) for src in args.sources]
         with History(root) as h:
-            for src in args.sources:
-                rid, status = h.add_run(src) if args.action == "add" else h.add_bench(src)
-                print(f"{status:9s} {rid}  {src}")
+            statuses = h.add_many(datas)  # one transaction: all sources or none
+        for src, data, status in zip(args.sources, datas, statuses, strict=True):
+            print(f"{status:9s} {data.run['run_id']}  {src}")
     except HistoryError as exc:
         return _fail(str(exc))
     return 0

@@ -416,32 +416,54 @@ class History:
 
     def add(self, data: RunData) -> str:
         """Add one run; returns ``"added"``, ``"replaced"`` (same source, new content) or ``"present"``."""
-        run_id = data.run["run_id"]
-        if self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
-            return "present"
-        old = [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE source = ?", [data.run["source"]]).fetchall()]
-        cells = self._align(data.cells)
+        return self.add_many([data])[0]
+
+    def add_many(self, datas: Iterable[RunData]) -> list[str]:
+        """Add several runs in one transaction (all or none), one bulk insert per table.
+
+        Returns:
+            One status per run, as :meth:`add`.
+        """
+        statuses: list[str] = []
+        runs, cells, clips, stale = [], [], [], []
+        seen: set[str] = set()
+        now = _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+        for data in datas:
+            run_id = data.run["run_id"]
+            if run_id in seen or self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
+                statuses.append("present")
+                continue
+            seen.add(run_id)
+            old = [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE source = ?",
+                                                  [data.run["source"]]).fetchall()]
+            stale += old
+            statuses.append("replaced" if old else "added")
+            runs.append({**{k: data.run.get(k) for k in ("run_id", "source", "kind", "suite", "commit", "time",
+                                                         "n_cells")}, "added": now})
+            cells.append(data.cells)
+            if len(data.clips):
+                clips.append(data.clips[_CLIP_COLUMNS])
+        if not runs:
+            return statuses
+        all_cells = self._align(pd.concat(cells, ignore_index=True))
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for rid in old:
+            for rid in stale:
                 for table in ("runs", "cells", "clips"):
                     self.con.execute(f"DELETE FROM {table} WHERE run_id = ?", [rid])
-            run = {**data.run, "added": _dt.datetime.now(_dt.UTC).replace(tzinfo=None)}
-            self.con.execute(
-                'INSERT INTO runs (run_id, source, kind, suite, "commit", time, added, n_cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-                [run[k] for k in ("run_id", "source", "kind", "suite", "commit", "time", "added", "n_cells")])
-            self.con.register("_new_cells", cells)
-            self.con.execute("INSERT INTO cells BY NAME SELECT * FROM _new_cells")
-            self.con.unregister("_new_cells")
-            if len(data.clips):
-                self.con.register("_new_clips", data.clips[_CLIP_COLUMNS])
-                self.con.execute("INSERT INTO clips BY NAME SELECT * FROM _new_clips")
-                self.con.unregister("_new_clips")
+            for name, frame, table in (("_new_runs", pd.DataFrame.from_records(runs), "runs"),
+                                       ("_new_cells", all_cells, "cells"),
+                                       ("_new_clips", pd.concat(clips, ignore_index=True) if clips else None, "clips")):
+                if frame is None:
+                    continue
+                self.con.register(name, frame)
+                self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
+                self.con.unregister(name)
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
             raise
-        return "replaced" if old else "added"
+        return statuses
 
     def add_run(self, source: str | os.PathLike[str]) -> tuple[str, str]:
         """Add an evbench run directory; returns ``(run_id, "added"|"replaced"|"present")``.
