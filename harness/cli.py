@@ -397,13 +397,57 @@ def _executor(args: argparse.Namespace, cells: list, out: Path) -> Any:
     return executor
 
 
+def _suite_name(args: argparse.Namespace) -> str:
+    return args.suite or ("features" if args.train else "data" if args.data else "default")
+
+
+def _run_out(args: argparse.Namespace) -> Path:
+    """The run directory of ``evbench run``: ``--out``, the latest run with ``--resume``, or a new one."""
+    from evbench.harness.suites import load_suite
+
+    name = load_suite(_suite_name(args)).name
+    if args.resume and not args.out:
+        out = _latest_out(name)
+        if out is None:
+            raise SystemExit(f"evbench: nothing to resume under runs/{name}-*")
+        return out
+    return Path(args.out) if args.out else _default_out(name)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a suite: train, evaluate, profile every cell; write results and the report."""
+    """Run a suite: train, evaluate, profile every cell; write results and the report.
+
+    The run directory is locked (:class:`~evbench.harness.rundir.RunLock`) before
+    anything else, so a second run on it fails at once (exit 2, naming the
+    holder's pid); a read-only or full ``--out`` is one line and exit 2; Ctrl-C
+    is one line with the ``--resume`` command and exit 130 (128 + SIGINT).
+    """
+    from evbench.harness.results import ResultStore
+    from evbench.harness.rundir import ResultStoreError, RunInterrupted, RunLock
+
+    out = _run_out(args)
+    try:
+        with RunLock(out):
+            return _run_locked(args, out)
+    except RunInterrupted as exc:  # Ctrl-C inside run_cells: it counted the cells kept
+        print(f"evbench: {exc}; resume with `{_resume_command(args, out)}`", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # Ctrl-C before or after the cells (sweeps, report)
+        kept = len(ResultStore(out).finished_ids()) if out.is_dir() else 0
+        print(f"evbench: interrupted, {kept} cells kept in {out}; resume with `{_resume_command(args, out)}`",
+              file=sys.stderr)
+        return 130
+    except ResultStoreError as exc:  # read-only / full --out, or another run holds it
+        print(f"evbench: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_locked(args: argparse.Namespace, out: Path) -> int:
+    """The body of :func:`cmd_run`, with ``out`` locked."""
     from evbench.harness.runner import knob_sweep, run_cells
     from evbench.harness.suites import load_suite
 
-    suite_name = args.suite or ("features" if args.train else "data" if args.data else "default")
-    suite = load_suite(suite_name)
+    suite = load_suite(_suite_name(args))
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
     train_data, test_data, test_split = None, args.data, None
     if args.train:
@@ -429,25 +473,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = [c for src in sources for dev in devices for backend in backends
              for c in suite.cells(data=src, train_data=train_data, device=dev, methods=methods, knob_sweeps=sweeps,
                                   test_split=test_split, backend=backend, measure=measure)]
-    if args.resume and not args.out:
-        out = _latest_out(suite.name)
-        if out is None:
-            raise SystemExit(f"evbench: nothing to resume under runs/{suite.name}-*")
-    else:
-        out = Path(args.out) if args.out else _default_out(suite.name)
     print(f"suite {suite.name}: {len(cells)} cells -> {out}", file=sys.stderr)
     executor = _executor(args, cells, out)
-    from evbench.harness.rundir import ResultStoreError, RunInterrupted
-
     try:
         summary = run_cells(cells, out=out, resume=args.resume, progress=not args.quiet, cache_dir=args.cache_dir,
                             gmacs_per_frame=args.gmacs_per_frame, executor=executor)
-    except RunInterrupted as exc:  # Ctrl-C: one line, exit 130 (128 + SIGINT)
-        print(f"evbench: {exc}; resume with `{_resume_command(args, out)}`", file=sys.stderr)
-        return 130
-    except ResultStoreError as exc:  # read-only / full --out, or another run holds it
-        print(f"evbench: {exc}", file=sys.stderr)
-        return 2
     finally:
         executor.shutdown(wait=False)
     print(f"{summary.done} cells measured, {summary.skipped} already finished, {summary.failed} failed", file=sys.stderr)

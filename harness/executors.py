@@ -56,9 +56,16 @@ optimisation (a miss decodes), so a path shared by NFS is exactly right and the
 object store would copy it to every node; (3) Slurm clusters have a shared
 filesystem and no object store, so one convention serves both executors.  A
 worker that cannot see the run directory fails its cell with a message saying
-so instead of silently training its own model.  Knob siblings of one trained
-model wait for the cell that trains it (:class:`CellScheduler`), then load its
-checkpoint from the shared path.
+so instead of silently training its own model.
+
+Training is most of a cell's time and is never timed, so under a parallel
+executor every model is first trained by its own untimed task
+(:func:`evbench.harness.runner.train_cell`: cores or a GPU, no timing slot),
+all at once; the model's cells wait for it (:class:`CellScheduler`), then load
+its checkpoint from the shared path (``train_reused`` with
+``train_seconds_original`` in their rows) and take their turns on the timing
+slot.  If a training task fails, the build's cells train themselves one at a
+time, as in a serial run, and record the error.
 
 A worker that dies (killed, out of memory, node lost) loses only its cell: Ray
 tasks run with ``max_retries=0``, the driver records the cell as failed with
@@ -126,7 +133,7 @@ def is_timed(cell: Any) -> bool:
 
 
 def timing_key(cell: Any) -> str | None:
-    """The device whose timing the cell needs to itself (``"cpu"``, ``"cuda:0"``, ``"cuda@jetson-nano"``), or None."""
+    """The device whose timing the cell needs to itself (``"cpu"``, ``"cuda:0"``, ``"cuda:0@jetson-nano"``), or None."""
     if not is_timed(cell):
         return None
     dev, where = split_device(cell.device)
@@ -134,7 +141,7 @@ def timing_key(cell: Any) -> str | None:
     return f"{dev}@{where}" if where else dev
 
 
-def ray_options(cell: Any, *, threads: int = 1) -> dict[str, Any]:
+def ray_options(cell: Any, *, threads: int = 1, timed: bool | None = None) -> dict[str, Any]:
     """Ray task options (resources) for one cell.
 
     * ``cuda``/``cuda:N``: ``num_gpus=1`` (a whole GPU: Ray gives it to one task
@@ -147,6 +154,7 @@ def ray_options(cell: Any, *, threads: int = 1) -> dict[str, Any]:
     Args:
         cell: The cell.
         threads: Torch intra-op threads the cell times with (CPU cells).
+        timed: Override :func:`is_timed` (``False`` for a cell's training task).
 
     Returns:
         Keyword arguments for ``remote_fn.options(...)``.
@@ -160,7 +168,7 @@ def ray_options(cell: Any, *, threads: int = 1) -> dict[str, Any]:
         opts = {"num_cpus": 1, "num_gpus": 1}
     else:
         opts = {"num_cpus": max(1, int(threads))}
-        if is_timed(cell) and dev == "cpu":
+        if (is_timed(cell) if timed is None else timed) and dev == "cpu":
             resources[TIMING_SLOT_CPU] = 1.0
     if resources:
         opts["resources"] = resources
@@ -339,7 +347,7 @@ class RayExecutor(Executor):
             if not any(all(n.get(k, 0) >= v for k, v in need.items()) for n in nodes):
                 missing = {k: v for k, v in need.items() if not any(n.get(k, 0) >= v for n in nodes)} or need
                 hint = ", ".join(f"{k}={v:g}" for k, v in missing.items())
-                custom = {k: v for k, v in missing.items() if k not in ("CPU", "GPU")}
+                custom = {k: 1 for k in missing if k not in ("CPU", "GPU")}
                 flag = (f" (start such a node with ray start --address=HEAD:6379 --resources='{json.dumps(custom)}')"
                         if custom else "")
                 raise ExecutorError(f"--device {cell.device}: no node of the Ray cluster offers {hint}{flag}")
@@ -353,10 +361,12 @@ class RayExecutor(Executor):
         if kwargs or len(args) != 2:
             raise TypeError("RayExecutor.submit(fn, cell, ctx)")
         cell, ctx = args
-        opts = ray_options(cell, threads=self.threads)
+        untimed = getattr(fn, "untimed", False)  # a cell's training task
+        opts = ray_options(cell, threads=self.threads, timed=False if untimed else None)
         if self.runtime_env:
             opts["runtime_env"] = self.runtime_env
-        ref = self._task.options(name=f"evbench:{cell.label}"[:120], **opts).remote(
+        name = f"evbench-{'train' if untimed else 'cell'}:{cell.label}"[:120]
+        ref = self._task.options(name=name, **opts).remote(
             fn, cell, _worker_context(ctx), self.threads, self.name)
         self._refs.append(ref)
         fut: Future = Future()
@@ -416,7 +426,7 @@ class SlurmExecutor(Executor):
         self._watcher = threading.Thread(target=self._watch, name="evbench-slurm-watch", daemon=True)
         self._watcher.start()
 
-    def _parameters(self, cell: Any) -> dict[str, Any]:
+    def _parameters(self, cell: Any, timed: bool | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "nodes": 1, "tasks_per_node": 1,
                                   "cpus_per_task": self.threads, "name": "evbench"}
         if self.partition:
@@ -427,7 +437,7 @@ class SlurmExecutor(Executor):
                                 "(with Slurm, choose the nodes with --slurm-partition)")
         if dev.startswith("cuda"):
             params["slurm_gpus_per_task"] = int(self.gpus_per_task or 1)
-        elif is_timed(cell):
+        elif is_timed(cell) if timed is None else timed:
             params["slurm_exclusive"] = True
         return params
 
@@ -448,8 +458,9 @@ class SlurmExecutor(Executor):
         """
         groups: dict[str, list[int]] = {}
         params_of: dict[str, dict[str, Any]] = {}
+        untimed = getattr(fn, "untimed", False)  # a cell's training task
         for i, (cell, _ctx) in enumerate(arg_list):
-            p = self._parameters(cell)
+            p = self._parameters(cell, timed=False if untimed else None)
             key = repr(sorted(p.items()))
             groups.setdefault(key, []).append(i)
             params_of[key] = p
@@ -529,7 +540,8 @@ def submit_cells(executor: Executor, fn: Callable[[Any, Any], Any], cells: Seque
 class CellScheduler:
     """Which pending cells may start now, so that parallel executors stay correct and honest.
 
-    Two rules, both no-ops for one cell at a time:
+    Two rules, both no-ops for one cell at a time (plus, with ``train_tasks``,
+    :meth:`take_training`):
 
     1. *One trainer per model.*  Cells that train (``cell.train`` and
        ``cell.train_data``) share a checkpoint per ``build_id``; while one of
@@ -543,13 +555,41 @@ class CellScheduler:
     Args:
         executor: The executor (its ``enforces_timing`` attribute is read).
         finished: Cells finished before (``--resume``).
+        train_tasks: Train each model in its own untimed task first (parallel executors).
     """
 
-    def __init__(self, executor: Executor, finished: Iterable[Any] = ()) -> None:
+    def __init__(self, executor: Executor, finished: Iterable[Any] = (), *, train_tasks: bool = False) -> None:
         self.gate_timing = not getattr(executor, "enforces_timing", False)
+        self.train_tasks = train_tasks
         self.trained: set[str] = {c.build_id for c in finished if self._build(c)}
         self.training: set[str] = set()
+        self.untrainable: set[str] = set()
         self.timing: set[str] = set()
+
+    def take_training(self, pending: Sequence[Any]) -> list[Any]:
+        """With ``train_tasks``: one cell per build still to train, to train it in an untimed task.
+
+        Training is most of a cell's time and needs no timing slot, so a
+        parallel executor trains every model at once while timed cells take
+        their turns; the cells then load the checkpoint.  The returned cells
+        stay pending (marked training) until :meth:`training_done`.
+        """
+        if not self.train_tasks:
+            return []
+        out = []
+        for cell in pending:
+            build = self._build(cell)
+            if build is None or build in self.trained or build in self.training or build in self.untrainable:
+                continue
+            self.training.add(build)
+            out.append(cell)
+        return out
+
+    def training_done(self, cell: Any, ok: bool) -> None:
+        """Record a training task's end; after a failure the build's cells train themselves (one at a time)."""
+        build = self._build(cell)
+        self.training.discard(build)
+        (self.trained if ok else self.untrainable).add(build)
 
     @staticmethod
     def _build(cell: Any) -> str | None:

@@ -333,9 +333,9 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
                 if fut.done():  # the serial executor ran it already: write its row before the next starts
                     collect(fut)
             if not (inflight or trains):
-                if pending:  # cannot happen: every waiting cell waits on something in flight
+                if pending and not (ready or to_train):  # cannot happen: a waiting cell waits on one in flight
                     raise RuntimeError(f"scheduler stalled with {len(pending)} cells pending")
-                break
+                continue
             done, _ = wait([*trains, *inflight], return_when=FIRST_COMPLETED)
             for fut in [f for f in trains if f in done]:
                 collect_training(fut)
