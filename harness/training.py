@@ -8,10 +8,23 @@ split only; a bad clip is skipped and recorded, never fatal.
 
 Checkpoints hold the state_dict plus the build configuration and are read back
 with ``torch.load(weights_only=True)``.
+
+Reproducibility: identical runs with the same seed give identical weights and
+accuracy.  The runner seeds every RNG (:func:`seed_everything`: Python
+``random``, NumPy's global RNG, torch on every device) with the
+:class:`TrainSpec` seed *before building* the method (so the initial weights are
+fixed), and :func:`train_method` seeds them again before training; the epoch
+order is ``numpy.random.default_rng(seed).permutation``, TSN training offsets
+are drawn from ``default_rng([seed, epoch, clip, draw])`` (the dataset's seed is
+set to the spec's), and training runs under :func:`deterministic_algorithms`.
+:func:`run_seeds` is what a result row records.  Weights are bit-identical for
+one thread count; a different intra-op thread count can change float summation
+order (the row's ``threads`` says which was used).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -24,7 +37,9 @@ import numpy as np
 import torch
 from evbench.harness.api import Method
 
-__all__ = ["TrainSpec", "TrainReport", "train_method", "save_checkpoint", "load_checkpoint", "iterate_batches", "seed_everything"]
+__all__ = ["TrainSpec", "TrainReport", "train_method", "save_checkpoint", "load_checkpoint",
+           "load_checkpoint_into", "iterate_batches",
+           "seed_everything", "deterministic_algorithms", "run_seeds"]
 
 
 @dataclass(frozen=True)
@@ -71,10 +86,76 @@ class TrainReport:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch RNGs."""
+    """Seed Python ``random``, NumPy's global RNG and torch's generators on every device.
+
+    ``torch.manual_seed`` also seeds every CUDA device.  Call it before
+    building a method (its initial weights come from torch's global RNG) and
+    before training.
+
+    Args:
+        seed: Non-negative integer; NumPy gets ``seed % 2**32``.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
+    """Run the block with torch's deterministic algorithms; restore the previous settings after.
+
+    Sets ``torch.use_deterministic_algorithms(True, warn_only=True)`` (an op
+    without a deterministic kernel warns instead of failing), and on CUDA
+    ``cudnn.deterministic = True``, ``cudnn.benchmark = False`` and, if unset,
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (effective when cuBLAS is initialised
+    inside the block, as the PyTorch reproducibility notes require).  CPU
+    kernels used by the registered methods are deterministic for a fixed
+    thread count either way; this makes that a checked property on every
+    device rather than an accident.
+
+    Args:
+        enabled: ``False`` makes the context a no-op.
+    """
+    if not enabled:
+        yield
+        return
+    prev = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev[2], prev[3]
+
+
+def run_seeds(train_seed: int | None, *, tsn_sampling: bool = False, carve_out: int | None = None) -> dict[str, Any]:
+    """The seeds a result row records (its ``seeds`` field).
+
+    Args:
+        train_seed: The :class:`TrainSpec` seed (``None``: the cell was not
+            trained; its build is still seeded, with 0).
+        tsn_sampling: The training data draws random TSN frame offsets
+            (pixel clips; feature files use every frame).
+        carve_out: Seed of a random validation carve-out (a feature file
+            without video ids: ``FeatureDataset.split_seed``), else ``None``.
+
+    Returns:
+        ``{"init", "train", "data_order", "tsn_offsets", "carve_out", "bootstrap"}``:
+        ``init`` seeds Python/NumPy/torch before the build (initial weights);
+        ``train`` the same RNGs before training; ``data_order`` the epoch
+        permutation; ``tsn_offsets`` the training frame offsets; ``carve_out``
+        the validation carve-out (``None`` when the split is fixed or carved
+        by video-id order); ``bootstrap`` the accuracy confidence intervals'
+        resampling.  ``None`` marks an RNG the cell did not use.
+    """
+    seed = 0 if train_seed is None else int(train_seed)
+    trained = train_seed is not None
+    return {"init": seed, "train": seed if trained else None, "data_order": seed if trained else None,
+            "tsn_offsets": seed if trained and tsn_sampling else None,
+            "carve_out": None if carve_out is None else int(carve_out), "bootstrap": 0}
 
 
 def iterate_batches(
@@ -126,10 +207,27 @@ def train_method(
 
     Raises:
         RuntimeError: If no training clip could be loaded.
+
+    Every RNG is seeded with ``spec.seed`` first and the epochs run under
+    :func:`deterministic_algorithms`, so the same method built after the same
+    seed, on the same data and thread count, ends with the same weights.
     """
+    seed_everything(spec.seed)
+    if hasattr(dataset, "set_epoch") and hasattr(dataset, "seed"):
+        dataset.seed = spec.seed  # TSN training offsets follow the spec's seed
+    with deterministic_algorithms():
+        report = _train(method, dataset, spec, device=device, progress=progress)
+    method.eval()
+    # one skip record per file, however many epochs hit it
+    report.skipped = list({e["path"]: e for e in report.skipped}.values())
+    return report
+
+
+def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: str | torch.device,
+           progress: bool) -> TrainReport:
+    """The epochs of :func:`train_method` (seeded, deterministic algorithms on)."""
     from tqdm.auto import tqdm
 
-    seed_everything(spec.seed)
     report = TrainReport()
     t0 = time.perf_counter()
     method.to(device)
@@ -164,9 +262,6 @@ def train_method(
             if n_batches == 0:
                 raise RuntimeError(f"no training clip could be loaded ({len(report.skipped)} failed)")
             report.logs.append({"stage": stage, "epoch": epoch, **{k: v / n_batches for k, v in sums.items()}})
-    method.eval()
-    # one skip record per file, however many epochs hit it
-    report.skipped = list({e["path"]: e for e in report.skipped}.values())
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -207,10 +302,38 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
     Raises:
-        FileNotFoundError: Missing file.
-        ValueError: Not an evbench checkpoint (names the file).
+        evbench.methods.checkpoints.CheckpointError: Missing, empty, truncated
+            or corrupt file, or one holding pickled code (refused); one line
+            naming the file (:func:`evbench.methods.checkpoints.load_file`).
+        evbench.methods.checkpoints.CheckpointFormatError: A ``ValueError``
+            too: not an evbench checkpoint (names the file and its top-level keys).
     """
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    from evbench.methods.checkpoints import CheckpointFormatError, load_file
+
+    payload = load_file(path)
     if not isinstance(payload, dict) or payload.get("format") != "evbench-checkpoint-1":
-        raise ValueError(f"{path}: not an evbench checkpoint")
+        top = sorted(map(str, payload))[:6] if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointFormatError(f"{path}: not an evbench checkpoint (top level: {top}); evbench train writes "
+                                    "them, official checkpoints load through the method's converter")
+    if not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointFormatError(f"{path}: evbench checkpoint without a state_dict")
+    return payload
+
+
+def load_checkpoint_into(method: Method, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load an evbench checkpoint's weights into ``method``, refusing any key or shape mismatch.
+
+    Returns:
+        The checkpoint payload (see :func:`save_checkpoint`).
+
+    Raises:
+        evbench.methods.checkpoints.CheckpointError: What :func:`load_checkpoint`
+            raises, or keys/shapes that do not match ``method`` — one line with
+            counts and a few names, and ``pass --num-classes N`` when only the
+            classifier head's width differs.
+    """
+    from evbench.methods.checkpoints import load_state_dict_checked
+
+    payload = load_checkpoint(path)
+    load_state_dict_checked(method, payload["state_dict"], source=str(path))
     return payload

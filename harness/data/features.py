@@ -109,7 +109,10 @@ class FeatureDataset(ClipDataset):
 
     Raises:
         DataError: The file is unreadable, misses ``features``/``labels``,
-            holds object arrays, or has inconsistent shapes / labels.
+            holds object arrays, has inconsistent shapes / labels, or a
+            ``gmacs_per_frame`` (or the declared one) that is NaN, inf or
+            negative.  Reading a clip whose features hold NaN or inf raises
+            it for that clip only (``path`` names the file and the clip id).
         ValueError: Unknown ``split`` or bad ``val_fraction``.
     """
 
@@ -158,6 +161,9 @@ class FeatureDataset(ClipDataset):
             raise DataError(path, f"labels outside 0..{n_cls - 1}")
         if class_names is None:
             class_names = [f"class_{k}" for k in range(n_cls)]
+        if gm is not None and not (np.isfinite(gm) and gm >= 0):  # never a negative or NaN GMACs row
+            where = "'gmacs_per_frame'" if "gmacs_per_frame" in keys else "the declared gmacs_per_frame (--gmacs-per-frame)"
+            raise DataError(path, f"{where} is {gm:g} GMACs: must be a finite number >= 0")
         p = Path(path)
         has_ids = ids is not None
         if ids is None:
@@ -193,6 +199,8 @@ class FeatureDataset(ClipDataset):
         self.scale = scale
         self.feature_shape = shape[1:]
         self.feature_dtype = dtype
+        #: Seed of the random carve-out, or None (whole file, or carved by video-id order).
+        self.split_seed = seed if split != "all" and not has_ids else None
 
     def _load(self, i: int, entry: Entry) -> Sample:
         t0 = time.perf_counter()
@@ -202,6 +210,13 @@ class FeatureDataset(ClipDataset):
         x = torch.from_numpy(np.asarray(row, dtype=np.float32))
         if self.scale is not None:
             x = x * np.float32(self.scale)
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):  # this clip is skipped and named; the other clips still count
+            nan, frames = int(torch.isnan(x).sum()), sorted({int(t) for t in (~finite).nonzero()[:, 0]})
+            raise DataError(f"{self.path} clip {entry.id}",
+                            f"non-finite features: {nan} NaN and {int((~finite).sum()) - nan} inf values "
+                            f"in frame{'s' if len(frames) > 1 else ''} {', '.join(map(str, frames[:8]))}"
+                            + (" ..." if len(frames) > 8 else ""))
         t2 = time.perf_counter()
         load_ms = (t1 - t0) * 1e3 if loaded else 0.0
         frame_idx = list(range(x.shape[0]))
