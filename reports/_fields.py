@@ -1,9 +1,11 @@
-"""Reading the loosely typed columns of a results table (shared by plots and HTML).
+"""Reading the columns of a results table (shared by plots and HTML).
 
-Rows come from ``evbench.harness.results.load``: JSON values, so a column may hold
-``None``/NaN, booleans stored as strings, dicts stored as JSON strings, and so
-on.  The helpers here turn such cells into plain Python values without ever
-raising on odd input, because a report must render whatever a run stored.
+Rows come from ``evbench.harness.results.load``, which reads every stored row
+through :class:`evbench.harness.row.CellResult`: each column holds its field's
+type (numbers, bools, dicts, lists) or ``None``/NaN for "not measured"; only
+``knobs``/``overrides`` are canonical JSON strings (so they group).  The
+helpers here only tell missing values apart and turn those two JSON columns
+back into mappings — no guessing at stringly-typed values.
 """
 
 from __future__ import annotations
@@ -63,22 +65,15 @@ def is_missing(value: Any) -> bool:
 
 
 def truthy(value: Any) -> bool:
-    """Interpret a stored flag (bool, 0/1, ``"true"``/``"false"``, None).
+    """Whether a stored flag (a ``bool`` column of a typed row) is set; missing is False.
 
     Args:
-        value: A cell of a boolean column.
+        value: A cell of a boolean column (``True``/``False``/``None``/NaN).
 
     Returns:
-        True only for a clearly true value; missing values are False.
+        True only for a true value.
     """
-    if is_missing(value):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes", "y", "t"}
-    try:
-        return bool(value)
-    except (TypeError, ValueError):
-        return False
+    return not is_missing(value) and bool(value)
 
 
 def truthy_column(df: pd.DataFrame, column: str) -> pd.Series:
@@ -127,47 +122,32 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def parse_mapping(value: Any) -> dict[str, Any]:
-    """A dict-valued cell (dict or JSON object string) as a dict.
+    """A dict-valued cell as a dict: a mapping, or the canonical JSON of ``knobs``/``overrides``.
 
     Args:
-        value: Cell value, e.g. ``{"224": 10}`` or ``'{"224": 10}'``.
+        value: Cell value, e.g. ``{"224": 10}`` or ``'{"threshold": 0.5}'``.
 
     Returns:
-        The mapping with string keys; ``{}`` when missing or unparsable.
+        The mapping with string keys; ``{}`` when missing (or not a mapping).
     """
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except (json.JSONDecodeError, ValueError):
+        except ValueError:
             return {}
-    if isinstance(value, Mapping):
-        return {str(k): v for k, v in value.items()}
-    return {}
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
 
 
 def parse_records(value: Any) -> list[Any]:
-    """A list-valued cell (list or JSON array string) as a list.
+    """A list-valued cell (``data_errors``, ``per_file``) as a list; ``[]`` when missing.
 
     Args:
-        value: Cell value such as ``data_errors`` or ``per_file``.
+        value: Cell value.
 
     Returns:
-        The list; ``[]`` when missing or unparsable.  A lone mapping becomes a
-        one-element list.
+        The list.
     """
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (json.JSONDecodeError, ValueError):
-            return [value] if value.strip() else []
-    if isinstance(value, Mapping):
-        return [dict(value)]
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if hasattr(value, "tolist") and not isinstance(value, (int, float)):
-        out = value.tolist()
-        return out if isinstance(out, list) else []
-    return []
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def _short_value(value: Any) -> str:

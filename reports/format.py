@@ -1,10 +1,13 @@
 """Units and number formatting for report tables (plain text, no HTML).
 
-The stored unit of every numeric column is ``evbench.harness.results.UNITS``; this
-module decides how a number in that unit is *shown*: accuracies (stored as
-fractions 0-1) as percentages with two decimals, GMACs with three significant
-digits, milliseconds with two decimals, counts as integers.  A missing value is
-shown as ``—`` ("not measured").
+The stored unit of every numeric column (``evbench.harness.results.UNITS``), the
+short unit shown in a header and the display format all come from the field
+metadata of :class:`evbench.harness.row.CellResult` (``unit``, ``short``,
+``fmt``), so the report's column legend is generated from the row schema:
+accuracies (stored as fractions 0-1) as percentages with two decimals, GMACs
+with three significant digits, milliseconds with two decimals, counts as
+integers.  Columns outside the schema (keys of older rows) fall back to a
+guess from their name.  A missing value is shown as ``—`` ("not measured").
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 from evbench.harness.results import UNITS
+from evbench.harness.row import column_meta
 
 __all__ = [
     "MISSING",
@@ -28,14 +32,6 @@ __all__ = [
 
 #: Text shown for a value that was not measured.
 MISSING = "—"
-
-_COUNT_COLUMNS = {
-    "num_videos",
-    "latency_queries",
-    "threads",
-    "frames_total",
-    "fps_offline_batch",
-}
 
 #: Columns of a results table that are never measurements even if numeric.
 _NOT_MEASURES = {"run", "cell_id"}
@@ -66,6 +62,10 @@ def is_fraction(column: str) -> bool:
 
 
 def _kind(column: str) -> str:
+    """Display format of ``column``: the schema's ``fmt``, else a guess from the name (undeclared columns)."""
+    meta = column_meta(column)
+    if meta is not None and meta.get("fmt"):
+        return meta["fmt"]
     unit = UNITS.get(column, "")
     if is_fraction(column):
         return "fraction"
@@ -73,8 +73,6 @@ def _kind(column: str) -> str:
         return "gflops"
     if "gmacs" in column:
         return "gmacs"
-    if column in _COUNT_COLUMNS:
-        return "count"
     if column.startswith("fps"):
         return "fps"
     if column.startswith("frames"):
@@ -102,14 +100,6 @@ _SHORT = {
     "joules": "J",
 }
 
-_COUNT_UNITS = {
-    "num_videos": "videos",
-    "latency_queries": "queries",
-    "threads": "threads",
-    "frames_total": "frames",
-    "fps_offline_batch": "clips / batch",
-}
-
 _SHOWN = {
     "fraction": "percent (stored fraction × 100), 2 decimals",
     "gflops": "3 significant digits",
@@ -132,14 +122,16 @@ def display_unit(column: str) -> str:
         column: Column name.
 
     Returns:
-        E.g. ``"%"`` for ``top1``, ``"GMACs"``, ``"ms"``; for undeclared
-        columns ``"?"``.
+        The schema's ``short`` unit (e.g. ``"%"`` for ``top1``, ``"GMACs"``,
+        ``"ms"``, ``"queries"``); for undeclared columns a guess from the
+        name, else ``"?"``.
     """
+    meta = column_meta(column)
+    if meta is not None and meta.get("short") is not None:
+        return meta["short"]
     kind = _kind(column)
     if kind in _SHORT:
         return _SHORT[kind]
-    if column in _COUNT_UNITS:
-        return _COUNT_UNITS[column]
     unit = UNITS.get(column)
     if unit is None:
         return "?"

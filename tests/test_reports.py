@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def build_run(root: Path) -> Path:
             frames_total=8,
             latency_ms_p50=float("nan"),
             resolution_hist={"224": 10, "112": 25, "84": 5},
-            exit_hist=json.dumps({"1": 12, "4": 20, "8": 8}),
+            exit_hist={"1": 12, "4": 20, "8": 8},
         )
     )
     store.append(
@@ -317,7 +316,7 @@ def test_odd_values_and_hostile_names_do_not_break_the_page(tmp_path: Path) -> N
             "per_file": ['[{"id": "v", "path": "<p>.avi", "decode_ms": "slow"}]', None, None],
             "data_errors": [["plain string error"], "[]", None],
             "env_time": ["yesterday", 1.7e9, None],
-            "modeled": ["true", "false", None],
+            "modeled": [True, False, None],  # typed rows (results.load): bools, never "true" strings
         }
     )
     index = write_report(df, tmp_path / "o")
