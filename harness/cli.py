@@ -24,24 +24,58 @@ def _parse_value(text: str) -> Any:
 
 
 def _parse_knobs(items: list[str] | None) -> dict[str, Any]:
+    """``--knob KEY=VALUE`` items as a dict (values parsed as JSON, else kept as text).
+
+    Raises:
+        KnobError: An item without ``=`` or with an empty key (values are
+            checked against the card by ``Method.resolve_knobs``).
+    """
+    from evbench.harness.api import KnobError
+
     knobs: dict[str, Any] = {}
     for item in items or []:
-        if "=" not in item:
-            raise SystemExit(f"evbench: --knob expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise KnobError(f"--knob expects KEY=VALUE, got {item!r}")
         knobs[key.strip()] = _parse_value(value.strip())
     return knobs
 
 
+#: Build flags and the builder keyword each sets (for messages).
+_BUILD_FLAGS = {"backbone": "--backbone", "frames": "--frames", "resolution": "--resolution"}
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Builder overrides from ``--backbone/--frames/--resolution`` and ``--set KEY=VALUE``, checked.
+
+    Every key and value is checked against the method's builder and
+    configuration before anything is built
+    (:func:`evbench.harness.checks.check_overrides`), and the input clips
+    the command will hold against the memory available
+    (:func:`evbench.harness.checks.check_build_fits`).
+
+    Raises:
+        BuildOptionError: An item without ``=``, an unknown key or a bad value (names the flag).
+        UserError: The input tensors cannot fit in memory.
+    """
+    from evbench.harness.checks import BuildOptionError, check_build_fits, check_overrides
+
     out: dict[str, Any] = {}
-    for name in ("backbone", "frames", "resolution"):
+    flags: dict[str, str] = {}
+    for name, flag in _BUILD_FLAGS.items():
         value = getattr(args, name, None)
         if value is not None:
-            out[name] = value
+            out[name], flags[name] = value, flag
     for item in getattr(args, "set", None) or []:
-        key, _, value = item.partition("=")
-        out[key] = _parse_value(value)
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BuildOptionError(f"--set expects KEY=VALUE (a builder option), got {item!r}")
+        out[key.strip()] = _parse_value(value.strip())
+        flags.pop(key.strip(), None)
+    if getattr(args, "method", None):
+        check_overrides(args.method, args.config, out, flags=flags)
+        held = max(getattr(args, "clips", None) or 1, getattr(args, "batch_size", None) or 1)
+        check_build_fits(args.method, args.config, out, count=held + (0 if getattr(args, "no_offline", True) else 16))
     return out
 
 
@@ -106,18 +140,20 @@ def _build_method(args: argparse.Namespace) -> Any:
     torch.manual_seed(0)
     method = create_method(args.method, config=args.config, num_classes=args.num_classes, **_overrides(args))
     if getattr(args, "checkpoint", None):
-        from evbench.harness.training import load_checkpoint
+        from evbench.harness.training import load_checkpoint_into
 
-        method.load_state_dict(load_checkpoint(args.checkpoint)["state_dict"])
+        load_checkpoint_into(method, args.checkpoint)
     return method
 
 
 def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], str]:
     """Batch-1 clips for ``evbench export``: real clips of ``--data`` or seeded random-normal ones."""
     if args.data:
+        from evbench.harness.checks import check_input_kind
         from evbench.harness.data import open_dataset
 
         ds = open_dataset(args.data, split="all", frames=method.card.frames, size=max(method.card.resolution, 1))
+        check_input_kind(method.card, ds, args.data)
         inputs = [ds[i].x[None] for i in range(min(args.clips, len(ds)))]
         return inputs, f"{len(inputs)} clips of {args.data}"
     from evbench.harness.data import RandomClips
@@ -190,15 +226,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
         card = method_card(args.method, args.config, **overrides)
         dataset = open_dataset(args.data, split=args.split, frames=max(card.frames, 1),
                                size=max(card.resolution, 1), train=False, cache_dir=args.cache_dir)
+        from evbench.harness.checks import check_input_kind
+
+        check_input_kind(card, dataset, args.data)  # features for a pixel method, or the reverse
         num_classes = args.num_classes or len(dataset.class_names)
     else:
         dataset, num_classes = None, args.num_classes or 200
     method, applied = build_method(args.method, args.config, overrides, num_classes,
                                    dataset if dataset is not None else [], seed=0)
     if getattr(args, "checkpoint", None):
-        from evbench.harness.training import load_checkpoint
+        from evbench.harness.training import load_checkpoint_into
 
-        method.load_state_dict(load_checkpoint(args.checkpoint)["state_dict"])
+        load_checkpoint_into(method, args.checkpoint)
     knobs = _parse_knobs(args.knob)
     method.resolve_knobs(knobs)  # fail early on an unknown knob
     if dataset is None:
@@ -337,6 +376,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     probe = open_dataset(args.data, split="train", frames=1, size=1, cache_dir=args.cache_dir)
     seed_everything(args.seed)  # initial weights follow --seed too
     method = create_method(args.method, config=args.config, num_classes=len(probe.class_names), **_overrides(args))
+    from evbench.harness.checks import check_input_kind
+
+    check_input_kind(method.card, probe, args.data)  # features for a pixel method, or the reverse
     ds = open_dataset(args.data, split="train", frames=method.card.frames, size=max(method.card.resolution, 1),
                       train=True, cache_dir=args.cache_dir)
     spec = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
@@ -425,6 +467,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evbench.harness.results import ResultStore
     from evbench.harness.rundir import ResultStoreError, RunInterrupted, RunLock
 
+    _check_run_inputs(args)  # before the run directory is created or locked
     out = _run_out(args)
     try:
         with RunLock(out):
@@ -440,6 +483,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ResultStoreError as exc:  # read-only / full --out, or another run holds it
         print(f"evbench: {exc}", file=sys.stderr)
         return 2
+
+
+def _check_run_inputs(args: argparse.Namespace) -> None:
+    """Refuse, before any cell runs, what would fail every cell: missing data, a bad feature file, no CUDA.
+
+    ``--train/--test/--data`` must exist (``generated`` specs excepted); a
+    ``.npz`` is opened (its header and labels only), so a file without
+    ``features``/``labels`` or with a NaN / negative ``gmacs_per_frame`` is an
+    error here; with the serial executor every ``--device`` must be
+    available on this machine.
+
+    Raises:
+        DataError: Missing or unusable data (names the flag and the file).
+        DeviceError: ``--device cuda`` without CUDA, or a GPU index this machine lacks.
+    """
+    from evbench.harness.checks import check_device
+    from evbench.harness.data import open_dataset
+    from evbench.harness.data.errors import DataError
+
+    for flag in ("--train", "--test", "--data"):
+        value = getattr(args, flag[2:], None)
+        if not value or str(value).startswith("generated"):
+            continue
+        if not Path(value).exists():
+            raise DataError(value, f"{flag}: no such file or directory")
+        if str(value).endswith(".npz"):
+            open_dataset(value, split="all", frames=1, size=1, cache_dir=args.cache_dir,
+                         gmacs_per_frame=args.gmacs_per_frame)
+    if getattr(args, "executor", "serial") == "serial":
+        for device in args.device.split(","):
+            check_device(device, available=True)
 
 
 def _run_locked(args: argparse.Namespace, out: Path) -> int:
@@ -468,7 +542,9 @@ def _run_locked(args: argparse.Namespace, out: Path) -> int:
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
     unknown = [b for b in backends if b not in ("torch", "onnxruntime")]
     if unknown:
-        raise SystemExit(f"evbench: --backend {','.join(unknown)}: choose from torch, onnxruntime")
+        from evbench.harness.errors import UserError
+
+        raise UserError(f"--backend {','.join(unknown)}: choose from torch, onnxruntime")
     measure = _measure_overrides(getattr(args, "measure", None))
     cells = [c for src in sources for dev in devices for backend in backends
              for c in suite.cells(data=src, train_data=train_data, device=dev, methods=methods, knob_sweeps=sweeps,
@@ -618,11 +694,56 @@ def cmd_model_validate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``evbench run: error: ... (see --help)``), exit 2."""
+
+    def error(self, message: str) -> Any:  # noqa: D102 — argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+#: Numeric flags and the checked argparse type replacing their plain ``int``/``float``
+#: (:func:`_check_flag_types`); a flag not listed keeps its type.
+_FLAG_TYPES: dict[str, tuple[type, str]] = {
+    "threads": (int, "positive_int"), "frames": (int, "positive_int"), "resolution": (int, "positive_int"),
+    "clips": (int, "positive_int"), "min_queries": (int, "positive_int"), "batch_size": (int, "positive_int"),
+    "epochs": (int, "positive_int"), "num_classes": (int, "positive_int"), "opset": (int, "positive_int"),
+    "slurm_gpus_per_task": (int, "positive_int"), "seed": (int, "non_negative_int"),
+    "lr": (float, "positive_float"), "min_duration": (float, "non_negative_float"),
+    "gmacs_per_frame": (float, "non_negative_float"),
+}
+
+
+def _check_flag_types(sub: Any) -> None:
+    """Give every subcommand's flags checked types, so a bad value is a one-line usage error (exit 2).
+
+    ``--threads/--frames/--resolution/--clips/--min-queries/--batch-size/--epochs/--num-classes``
+    must be integers >= 1, ``--seed`` >= 0, ``--lr`` > 0, ``--min-duration`` and
+    ``--gmacs-per-frame`` finite and >= 0 (:mod:`evbench.harness.checks`);
+    ``--device`` must name a known device — and, for the commands that run
+    here (``profile``, ``train``, ``export``), one available on this machine.
+    Every subcommand also takes ``--debug`` (traceback of a user error).
+    """
+    from evbench.harness import checks
+
+    for name, q in sub.choices.items():
+        for action in q._actions:  # noqa: SLF001 — argparse keeps no public list
+            spec = _FLAG_TYPES.get(action.dest)
+            if spec is not None and action.type is spec[0]:
+                action.type = getattr(checks, spec[1])
+            elif action.dest == "device" and action.type is None:
+                action.type = checks.devices_arg if name == "run" else checks.device_arg
+        if not any(a.dest == "debug" for a in q._actions):  # noqa: SLF001
+            q.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show the traceback of an error (also: evbench --debug CMD, EVBENCH_DEBUG=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``evbench`` argument parser."""
     from evbench.harness.settings import DEFAULT_SETTINGS as _DEFAULTS
 
-    p = argparse.ArgumentParser(prog="evbench", description="Benchmark and profile efficient video recognition methods.")
+    p = _Parser(prog="evbench", description="Benchmark and profile efficient video recognition methods.")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of a user error (bad flag, knob, file) instead of one line")
     sub = p.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("methods", help="list registered methods and their cards")
@@ -758,34 +879,65 @@ def build_parser() -> argparse.ArgumentParser:
     from evbench.harness import cli_nightly  # history, compare, nightly; --history on run and report
 
     cli_nightly.add_parsers(sub, run=r, report=rp)
+    _check_flag_types(sub)
     return p
 
 
+class UsageExit(SystemExit):
+    """``SystemExit(2)`` for a command's ``raise SystemExit("evbench: ...")`` message (already printed).
+
+    ``str()`` is the message, so callers matching it (``pytest.raises(SystemExit, match=...)``) still can.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``evbench`` console script."""
-    from evbench.harness.api import KnobError
-    from evbench.harness.devices.modeled import UnknownDeviceError
-    from evbench.harness.onnx_backend import OnnxBackendError
-    from evbench.harness.registry import UnknownMethodError
-    from evbench.harness.settings import SettingsError
-    from evbench.harness.suites import SuiteError
+    """Entry point of the ``evbench`` console script.
+
+    Returns:
+        The exit status: 0 ok, 2 a user error — one line ``evbench: <file, flag
+        or key>: <what is wrong>`` on stderr and no traceback (``--debug`` or
+        ``EVBENCH_DEBUG=1`` prints it first) — or the command's own status
+        (3: a run with failed cells, 130: interrupted).  A user error is an
+        :class:`evbench.harness.errors.UserError` or one of
+        :func:`evbench.harness.errors.user_error_types`, a missing or
+        existing file (``FileNotFoundError``/``FileExistsError``), or a
+        command's ``SystemExit("evbench: ...")`` (re-raised as
+        :class:`UsageExit`, status 2).  Any other exception is a bug and
+        keeps its traceback.
+    """
+    import os
+    import traceback
+
+    from evbench.harness.errors import one_line, user_error_types
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("EVBENCH_DEBUG", "") not in ("", "0")
     try:
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
         return int(args.func(args) or 0)
-    except (UnknownMethodError, UnknownDeviceError, OnnxBackendError, KnobError, SuiteError, SettingsError,
-            FileExistsError, FileNotFoundError) as exc:
-        print(f"evbench: {exc}", file=sys.stderr)
+    except (*user_error_types(), FileExistsError, FileNotFoundError) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"evbench: {one_line(exc)}", file=sys.stderr)
         return 2
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            print(f"evbench: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except SystemExit as exc:
+        if not isinstance(exc.code, str) or isinstance(exc, UsageExit):
+            raise
+        if debug:
+            traceback.print_exc()
+        text = one_line(Exception(exc.code))
+        print(text if text.startswith("evbench") else f"evbench: {text}", file=sys.stderr)
+        raise UsageExit(exc.code) from None
 
 
 if __name__ == "__main__":

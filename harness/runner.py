@@ -49,7 +49,7 @@ from evbench.harness.training import (
     train_method,
 )
 
-__all__ = ["SerialExecutor", "RunContext", "build_method", "run_cell", "run_cells"]
+__all__ = ["SerialExecutor", "RunContext", "build_method", "run_cell", "run_cells", "train_cell"]
 
 @dataclass
 class RunContext:
@@ -104,11 +104,19 @@ def build_method(name: str, config: str, overrides: dict[str, Any], num_classes:
     Returns:
         The method and the overrides actually applied.
     """
+    from evbench.harness.checks import check_input_kind
+    from evbench.harness.registry import method_card
+
     overrides = dict(overrides)
+    # a features file for a pixel method (or pixels for a feature method) is refused before building
+    check_input_kind(method_card(name, config, **overrides), dataset,
+                     getattr(dataset, "path", None) or getattr(dataset, "name", "the data"))
     seed_everything(seed)  # initial weights are part of a reproducible run
     method = create_method(name, config=config, num_classes=num_classes, **overrides)
     if method.card.input_kind == "features" and len(dataset):
-        dim = int(dataset[0].x.shape[-1])
+        # D from the file's header when it has one: clip 0 may be a bad clip (NaN features) that is skipped
+        shape = getattr(dataset, "feature_shape", None)
+        dim = int(shape[-1]) if shape else int(dataset[0].x.shape[-1])
         data_cost = getattr(dataset, "gmacs_per_frame", None)
         extra = {"feature_dim": dim} if dim != method.card.feature_dim else {}
         if data_cost is not None:
@@ -228,8 +236,23 @@ def _failed_row(cell: Cell, exc: BaseException) -> dict[str, Any]:
         device=cell.device, backend=cell.backend, measure_settings=cell.measure.to_dict(), status="failed",
         error=f"{type(exc).__name__}: {exc}",
         traceback=getattr(exc, "remote_traceback", None) or traceback.format_exc(limit=8),
-        env=fingerprint(device=_run_device(cell), backend=cell.backend),
+        env=_failed_env(cell),
     ).to_row()
+
+
+def _failed_env(cell: Cell) -> dict[str, Any]:
+    """The environment of a failed cell; never raises (a bad ``--device`` is what may have failed it).
+
+    An unusable device name gives the host's CPU fingerprint with
+    ``device_error`` saying why, so the failed row is still written and the
+    run goes on.
+    """
+    try:
+        return fingerprint(device=_run_device(cell), backend=cell.backend)
+    except (RuntimeError, ValueError, TypeError) as exc:  # invalid device string (or a bad DEVICE@RESOURCE)
+        env = fingerprint(device="cpu", backend=cell.backend)
+        env.update(device=str(cell.device), device_error=f"{type(exc).__name__}: {exc}")
+        return env
 
 
 @dataclass

@@ -120,6 +120,22 @@ def _time_range(df: pd.DataFrame) -> str | None:
     return lo if lo == hi else f"{lo} – {hi}"
 
 
+def _unreadable_rows(df: pd.DataFrame) -> str:
+    """Header cell: how many lines of the results file(s) were skipped as unreadable, and which.
+
+    ``df.attrs["unreadable_rows"]`` is set by :func:`evbench.harness.results.load`
+    (torn fragments of an interrupted write, lines that are not JSON, JSON
+    that is not an object).
+    """
+    bad = df.attrs.get("unreadable_rows") or []
+    if not bad:
+        return "none"
+    items = "".join(f"<li><code>{esc(f'{b.path}:{b.line}')}</code> {esc(b.reason)}</li>" for b in bad[:20])
+    more = f"<li>… {len(bad) - 20} more</li>" if len(bad) > 20 else ""
+    return (f'<b class="bad">{len(bad)}</b> line(s) of the results file skipped (not counted as cells)'
+            f"<ul>{items}{more}</ul>")
+
+
 def header_section(df: pd.DataFrame, where: str, title: str, n_data_errors: int) -> str:
     """Title, SYNTHETIC banner, run directory, cell counts, environment and dataset notes.
 
@@ -164,6 +180,7 @@ def header_section(df: pd.DataFrame, where: str, title: str, n_data_errors: int)
             if n_data_errors
             else "none recorded",
         ),
+        ("Unreadable rows", _unreadable_rows(df)),
     ]
     for column, name in ENV_SUMMARY:
         values = distinct(df, column)
