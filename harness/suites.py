@@ -241,17 +241,20 @@ class Suite:
                 (see :meth:`settings`).
 
         Raises:
-            SuiteError: A method entry without ``name``; bad measurement settings.
-            evbench.harness.data.DataError: A data source that does not exist.
+            SuiteError: A method entry without ``name``; bad measurement settings; a
+                data source that does not exist or is no dataset (names it).
         """
-        from evbench.harness.data import data_fingerprint
+        from evbench.harness.data import DataError, data_fingerprint
 
         settings = self.settings(measure)
         test = data or self.dataset
         train_src = train_data or self.train_dataset or (test if self.train is not None else None)
         train_src = train_src if self.train is not None else None
-        test_fp = data_fingerprint(test)
-        train_fp = (test_fp if train_src == test else data_fingerprint(train_src)) if train_src is not None else None
+        try:
+            test_fp = data_fingerprint(test)
+            train_fp = (test_fp if train_src == test else data_fingerprint(train_src)) if train_src is not None else None
+        except DataError as exc:  # a missing dataset is bad input: one line, before any cell runs
+            raise SuiteError(f"dataset {exc}") from None
         entries = list(self.methods)
         if methods:
             known = {m.get("name") for m in entries}
