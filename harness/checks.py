@@ -53,7 +53,7 @@ def _number(text: str, kind: Callable[[str], Any], what: str) -> Any:
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
     if isinstance(value, float) and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite {what}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a finite {what.removeprefix('a ').removeprefix('an ')}, got {text!r}")
     return value
 
 

@@ -155,7 +155,8 @@ def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[
             raise ValueError(f"{ckpt}: classes differ from the test data's")
         method.load_state_dict(payload["state_dict"])
         return {"trained": True, "train_s": 0.0, "checkpoint": str(ckpt), "train_reused": True,
-                "train_seconds_original": payload.get("train_seconds")}, []
+                "train_seconds_original": payload.get("train_seconds"),
+                "train_threads": payload.get("train_threads")}, []
     spec = TrainSpec(**cell.train)
     train_ds = ctx.dataset(cell.train_data, split=cell.train_split, frames=method.card.frames,
                            size=method.card.resolution, train=True)
@@ -168,7 +169,7 @@ def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[
                     train={**spec.to_dict(), "data": cell.train_data, "split": cell.train_split},
                     class_names=class_names, report=report)
     return {"trained": True, "train_s": report.seconds, "checkpoint": str(ckpt), "train_reused": False,
-            "train_clips": len(train_ds), "train_logs": report.logs[-1:] if report.logs else []}, report.skipped
+            "train_clips": len(train_ds), "train_threads": report.threads, "train_logs": report.logs[-1:] if report.logs else []}, report.skipped
 
 
 def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
@@ -214,7 +215,7 @@ def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         res.train_last_epoch, res.train_data = info.get("train_logs"), cell.train_data
     res.data_errors = errors + (res.data_errors or [])
     res.seeds = run_seeds(_train_seed(cell), tsn_sampling=card.input_kind == "pixels",
-                          carve_out=getattr(test_ds, "split_seed", None))
+                          carve_out=getattr(test_ds, "split_seed", None), train_threads=info.get("train_threads"))
     res.node = socket.gethostname()
     res.started = started
     res.wall_s = time.perf_counter() - t0
