@@ -21,7 +21,10 @@ confidence interval:
 * ``gmacs_per_video`` — exact: equal weights.
 
 A step is reported at the first run of each new segment, with the segment
-means before and after (in the metric's unit) and that run's commit.
+means before and after (in the metric's unit) and that run's commit.  As in
+asv, a latency step smaller than a relative threshold (asv's
+``regressions_thresholds`` default, 5 %) is not reported, and series shorter
+than :data:`MIN_POINTS` runs are not searched.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ __all__ = ["DEFAULT_METRICS", "detect_changes", "series_steps"]
 
 #: Metrics searched for steps by default (ms, fraction 0-1, GMACs per video).
 DEFAULT_METRICS = ("latency_ms_p50", "top1", "gmacs_per_video")
+
+#: Fewest runs in a series before steps are searched.
+MIN_POINTS = 5
+#: Relative size below which a latency step is not reported (asv's default regression threshold).
+LATENCY_THRESHOLD = 0.05
 
 _COLUMNS = ["cell_id", "machine_key", "label", "dataset", "metric", "position", "run_id", "commit", "time",
             "before", "after", "rel_change", "direction"]
@@ -84,7 +92,7 @@ def series_steps(values: Sequence[float | None], weights: Sequence[float | None]
     from asv.step_detect import detect_steps
 
     y = [None if v is None or not math.isfinite(float(v)) else float(v) for v in values]
-    if sum(v is not None for v in y) < 3:
+    if sum(v is not None for v in y) < MIN_POINTS:
         return []
     w = None if weights is None else [None if x is None or not math.isfinite(float(x)) else float(x) for x in weights]
     if w is not None and all(x is None for x in w):
@@ -94,7 +102,7 @@ def series_steps(values: Sequence[float | None], weights: Sequence[float | None]
 
 
 def detect_changes(hist: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS, *,
-                   include_noisy: bool = False) -> pd.DataFrame:
+                   include_noisy: bool = False, latency_threshold: float = LATENCY_THRESHOLD) -> pd.DataFrame:
     """Steps over the history for every (cell, machine key) series and metric.
 
     Args:
@@ -102,6 +110,8 @@ def detect_changes(hist: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS,
             and cell, oldest run first).
         metrics: Columns to search.
         include_noisy: Keep noisy timing windows in latency series.
+        latency_threshold: Latency steps with ``|after / before - 1|`` below
+            this are not reported (0.05 = 5 %).
 
     Returns:
         One row per step: ``cell_id``, ``machine_key``, ``label``, ``dataset``,
@@ -130,6 +140,8 @@ def detect_changes(hist: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS,
             elif metric == "top1" and "num_videos" in g:
                 weights = [_binomial_weight(p, n) for p, n in zip(g["top1"], g["num_videos"], strict=False)]
             for pos, before, after in series_steps(list(vals), weights):
+                if metric.startswith("latency_ms") and before and abs(after / before - 1.0) < latency_threshold:
+                    continue
                 r = g.iloc[pos]
                 out.append({
                     "cell_id": cid, "machine_key": mkey, "label": last.get("label"), "dataset": last.get("dataset"),

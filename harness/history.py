@@ -184,6 +184,11 @@ def _cell_record(row: Mapping[str, Any], run_id: str) -> dict[str, Any]:
         "latency_samples_ms": [float(x) for x in row["latency_samples_ms"]]
         if isinstance(row.get("latency_samples_ms"), list) else None,
     }
+    state = row.get("machine_state")
+    if isinstance(state, Mapping):  # the timed window's competition and load, as queryable scalars
+        rec["others_cpu_cores"] = _scalar(state.get("others_cpu_cores")) if state.get("others_cpu_cores") is not None else None
+        before = state.get("before") if isinstance(state.get("before"), Mapping) else {}
+        rec["load_1min"] = float(before["load_1min"]) if isinstance(before.get("load_1min"), (int, float)) else None
     for key, value in row.items():
         if key in rec or key in _SKIP or key in _FIXED:
             continue

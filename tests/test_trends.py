@@ -32,6 +32,7 @@ def thirty_nights(tmp_path_factory):
 
 def test_series_steps_flat_and_step():
     assert series_steps([1.0] * 30) == []
+    assert series_steps([1.0, 1.0, 2.0, 2.0]) == []  # too short to search
     (pos, before, after), = series_steps([1.0] * 20 + [2.0] * 10)
     assert (pos, before, after) == (20, 1.0, 2.0)
 
@@ -82,3 +83,19 @@ def test_run_report_links_the_trend_pages(thirty_nights, tmp_path):
 def test_report_without_run_or_history_is_an_error(capsys):
     assert main(["report"]) == 2
     assert "--history" in capsys.readouterr().err
+
+
+def test_trend_page_escapes_data_strings(tmp_path):
+    rows = real_rows(1)
+    rows[0]["label"] = '<script>alert("x")</script> & co'
+    rows[0]["dataset"] = "<b>ds</b>"
+    with History(tmp_path / "h") as h:
+        for night in range(3):
+            h.add_run(write_run(tmp_path / f"n{night}", night_rows(rows, seed=night, started=f"2026-11-0{night + 1}T02:00:00Z",
+                                                                   commit='"><img src=x>')))
+    assert main(["report", "--history", str(tmp_path / "h"), "--out", str(tmp_path / "t")]) == 0
+    for page in (tmp_path / "t").glob("*.html"):
+        text = page.read_text()
+        assert "<script>alert" not in text and "<b>ds</b>" not in text and '"><img src=x>' not in text
+    assert history(tmp_path / "h")["others_cpu_cores"].notna().all()
+    assert detect_changes(history(tmp_path / "h")).empty  # 3 nights: too short for a step
