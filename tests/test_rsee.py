@@ -92,22 +92,6 @@ def test_exit_semantics(method):
     assert all(max(s.frame for s in t) == 0 for t in first.trace)
 
 
-def test_batch_equals_single_samples_and_executed_equals_trace(method):
-    x = clip(b=6, seed=3)
-    for thr in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-        out, per, _ = run(method, x, {"threshold": thr})
-        if len({len(d["frames"]) for d in out.decisions}) > 1:
-            break
-    assert len({len(d["frames"]) for d in out.decisions}) > 1  # exits at different frames in one batch
-    out, per, executed = run(method, x, {"threshold": thr}, count=True)
-    assert executed == pytest.approx(sum(per), rel=0.01)
-    for i in range(6):
-        single, _, _ = run(method, x[i:i + 1], {"threshold": thr})
-        assert single.decisions[0]["frames"] == out.decisions[i]["frames"]
-        assert single.decisions[0]["resolutions"] == out.decisions[i]["resolutions"]
-        assert torch.allclose(single.logits[0], out.logits[i], atol=1e-4)
-
-
 def test_threshold_sweep_is_monotone(method):
     x = clip(b=6, seed=3)
     means = []
