@@ -181,7 +181,12 @@ def cost_table(method: Method, *, refresh: bool = False) -> dict[tuple[str, Shap
 
     Raises:
         AttributeError: If a counted entry names no submodule.
+        UserError: A declared cost (e.g. ``gmacs_per_frame`` of a feature
+            file or ``--set``) that is NaN, inf or negative: never a negative
+            GMACs row (:func:`evbench.harness.checks.check_gmacs`).
     """
+    from evbench.harness.checks import check_gmacs
+
     cached = getattr(method, _CACHE_ATTR, None)
     if cached is not None and not refresh:
         return dict(cached)
@@ -189,7 +194,8 @@ def cost_table(method: Method, *, refresh: bool = False) -> dict[tuple[str, Shap
     device = _device_of(method)
     for entry in method.cost_entries():
         if entry.declared_gmacs is not None:
-            table[entry.key] = float(entry.declared_gmacs)
+            table[entry.key] = check_gmacs(entry.declared_gmacs, f"{method.card.name} cost entry {entry.module}",
+                                           key=f"declared GMACs ({entry.source or 'no source'})")
             continue
         sub = method.get_submodule(entry.module)
         inputs = tuple(_to(v, device) for v in entry.example_inputs())

@@ -103,14 +103,21 @@ def build_method(name: str, config: str, overrides: dict[str, Any], num_classes:
 
     Returns:
         The method and the overrides actually applied.
+
+    Raises:
+        DataError: ``dataset`` holds features and the method takes pixels, or
+            the reverse (:func:`evbench.harness.checks.check_input_kind`).
+        UserError: Its batch-1 input clip cannot fit in the memory available.
     """
-    from evbench.harness.checks import check_input_kind
+    from evbench.harness.checks import check_build_fits, check_input_kind
     from evbench.harness.registry import method_card
 
     overrides = dict(overrides)
-    # a features file for a pixel method (or pixels for a feature method) is refused before building
+    # a features file for a pixel method (or pixels for a feature method) is refused before building,
+    # and so is an input clip that cannot fit in the memory available
     check_input_kind(method_card(name, config, **overrides), dataset,
                      getattr(dataset, "path", None) or getattr(dataset, "name", "the data"))
+    check_build_fits(name, config, overrides)
     seed_everything(seed)  # initial weights are part of a reproducible run
     method = create_method(name, config=config, num_classes=num_classes, **overrides)
     if method.card.input_kind == "features" and len(dataset):
