@@ -273,6 +273,27 @@ knobs = { frames = 1 }
     assert speed["measured"] > 1.0 and speed["info"]["GMACs ratio (x)"] == pytest.approx(4.0, rel=1e-6)
 
 
+def test_claim_latency_is_timed_through_measure_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import evbench.harness.measure as measure
+
+    rows = []
+    real = measure.measure_cell
+
+    def spy(*args, **kwargs):
+        rows.append(real(*args, **kwargs))
+        return rows[-1]
+
+    monkeypatch.setattr(measure, "measure_cell", spy)
+    meas = Measurer(latency_queries=2)
+    lat = meas.latency({"method": "uniform", "config": "lite", "knobs": {"frames": 2}})
+    assert len(rows) == 1  # one measurement path: the runner's, read from its typed row
+    row = rows[0]
+    assert (lat["p50_ms"], lat["mean_ms"], lat["queries"]) == (row.latency_ms_p50, row.latency_ms_mean,
+                                                               row.latency_queries)
+    assert lat["queries"] >= 2 and lat["p50_ms"] > 0 and lat["frames_used"] == 2
+    assert meas.latency({"method": "uniform", "config": "lite", "knobs": {"frames": 2}}) is lat and len(rows) == 1
+
+
 def test_fps_claim_needs_device_with_labelled_modeled_info() -> None:
     text = GOOD.replace(
         '[claims.measurement]\nkind = "cost_table"\nmethod = "uniform"\nconfig = "lite"\n'

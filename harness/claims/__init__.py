@@ -46,7 +46,7 @@ Measurement kinds (:data:`MEASUREMENT_KINDS`; GMACs = multiply-accumulates ×
     two nested measurements.
 ``latency_ratio``
     ``p50(numerator) / p50(denominator)`` of two schedules timed here with
-    :func:`evbench.harness.measure.profile` at small settings (batch 1, a few queries);
+    :func:`evbench.harness.measure.measure_cell` at small settings (batch 1, a few queries);
     with ``requires_dataset`` the claim's own schedules are unknown, the timed
     pair is an illustration only and the verdict is ``needs dataset``.
 ``accuracy``

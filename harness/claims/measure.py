@@ -153,35 +153,37 @@ class Measurer:
         return total
 
     def latency(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Single-stream latency of one schedule on this CPU (cached).
+        """Single-stream latency of one schedule on this CPU (cached), through the harness's one measurement path.
 
-        :func:`evbench.harness.measure.profile` at small settings: batch 1, the
-        method's warm-up on every forced path, ``latency_queries`` timed
-        queries, no offline FPS, no executed-MAC count, no energy.
+        :func:`evbench.harness.measure.measure_cell` on one seeded random-normal
+        clip (:class:`evbench.harness.data.RandomClips`, seed 0 — the clip
+        :meth:`video` runs) at small :class:`~evbench.harness.settings.MeasureSettings`:
+        batch 1, the method's warm-up on every forced path, ``latency_queries``
+        timed queries, no offline FPS, no executed-MAC count, no energy.  The
+        numbers are the :class:`~evbench.harness.row.CellResult`'s own fields.
 
         Args:
             spec: As for :meth:`method`, plus ``knobs``.
 
         Returns:
-            ``p50_ms`` and ``mean_ms`` (ms per clip), ``queries``,
-            ``gmacs_per_video`` (GMACs), ``frames_used``, ``threads``.
+            ``p50_ms`` and ``mean_ms`` (the row's ``latency_ms_p50`` /
+            ``latency_ms_mean``, ms per clip), ``queries``, ``gmacs_per_video``
+            (GMACs), ``frames_used``, ``threads``.
         """
-        from evbench.harness.measure import profile
+        from evbench.harness.data import RandomClips
+        from evbench.harness.measure import measure_cell
+        from evbench.harness.settings import MeasureSettings
 
         key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("knobs", {}))
         if key not in self._latency:
             method = self.method(spec)
-            import torch
-
-            g = torch.Generator().manual_seed(0)
-            x = torch.randn(tuple(method.example_input(1).shape), generator=g)
-            prof = profile(method, [x], device="cpu", knobs=dict(spec.get("knobs", {})),
-                           min_queries=self.latency_queries, min_duration_s=0.0, max_duration_s=30.0,
-                           offline=False, count_executed=False, energy=False)
-            self._latency[key] = {"p50_ms": prof["latency_ms"]["p50"], "mean_ms": prof["latency_ms"]["mean"],
-                                  "queries": len(prof["latency_ms"]["samples"]),
-                                  "gmacs_per_video": prof["gmacs_per_video"], "frames_used": prof["frames_used"],
-                                  "threads": prof["threads"]}
+            clips = RandomClips(tuple(method.example_input(1).shape[1:]), 1, seed=0)
+            settings = MeasureSettings(min_queries=self.latency_queries, min_duration_s=0.0, max_duration_s=30.0,
+                                       latency_clips=1, offline=False, count_executed=False, energy=False)
+            row = measure_cell(method, clips, settings, knobs=dict(spec.get("knobs", {})), device="cpu")
+            self._latency[key] = {"p50_ms": row.latency_ms_p50, "mean_ms": row.latency_ms_mean,
+                                  "queries": row.latency_queries, "gmacs_per_video": row.gmacs_per_video,
+                                  "frames_used": row.frames_used, "threads": row.threads}
         return self._latency[key]
 
     # -- stored results ------------------------------------------------------------------
@@ -291,7 +293,8 @@ class Measurer:
                 f"the speed-up depends on the trained policy's decisions on {spec['requires_dataset']} and on the "
                 "compared method, neither of which is here; the timed schedules in info are an illustration only"))
         return Measurement(value=ratio, info=info, measured_by=(
-            f"p50 latency ratio on this CPU (evbench.harness.measure.profile, batch 1, {info['queries per schedule']} queries)"))
+            f"p50 latency ratio on this CPU (evbench.harness.measure.measure_cell, batch 1, "
+            f"{info['queries per schedule']} queries)"))
 
     def _m_accuracy(self, spec: Mapping[str, Any], claim: Claim | None) -> Measurement:
         ds, method, config = spec["dataset"], spec["method"], spec.get("config", "paper")
