@@ -259,6 +259,8 @@ class CellResult:
     train_last_epoch: list | None = col("list", "run")
     train_data: str | None = col("str", "run")
     checkpoint: str | None = col("str", "run")
+    # training.run_seeds(): {init, train, data_order, tsn_offsets, carve_out, bootstrap: int | None (None: that
+    # RNG unused), train_threads: int | None}; same seeds + same train_threads = bit-identical weights
     seeds: dict | None = col("dict", "run")
     data_errors: list | None = col("list", "run")
     conventions: dict | None = col("dict", "run")
