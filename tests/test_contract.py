@@ -284,3 +284,11 @@ def test_no_harness_or_report_module_names_a_method() -> None:
             hits += [f"{path.relative_to(ROOT)}:{line}: {value!r}" for line, value in _string_constants(path)
                      if value in names]
     assert not hits, "the harness and the reports must go through the registry, not method names:\n" + "\n".join(hits)
+
+
+def test_the_methods_package_lists_no_method() -> None:
+    import re
+
+    text = (ROOT / "methods" / "__init__.py").read_text("utf-8")
+    named = [n for n in list_methods() if re.search(rf"\b{re.escape(n)}\b", text)]
+    assert not named, f"methods/__init__.py names {named}: a new method must need only its own file"
