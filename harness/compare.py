@@ -343,7 +343,13 @@ def compare(base: RunData, new: RunData, settings: CompareSettings = CompareSett
 
 
 def fails(result: pd.DataFrame, fail_on: str | None) -> bool:
-    """Whether ``--fail-on`` matches: ``"regression"`` (any cell with ``regression``) or ``"any"`` (any verdict but ``no change``).
+    """Whether ``--fail-on`` matches: ``"regression"`` or ``"any"`` (any verdict but ``no change``).
+
+    ``"regression"`` matches any cell with ``regression`` *and* any cell whose
+    latency could not be judged because a timing window was ``noisy``: a gate
+    fails closed — a night timed under competing load cannot vouch that
+    nothing got slower (its verdict stays ``not comparable (noisy ...)``; it
+    is never called ``slower``).
 
     Raises:
         ValueError: Unknown ``fail_on``.
@@ -351,7 +357,7 @@ def fails(result: pd.DataFrame, fail_on: str | None) -> bool:
     if fail_on is None:
         return False
     if fail_on == "regression":
-        return bool(result["regression"].any()) if len(result) else False
+        return bool((result["regression"] | result["noisy"]).any()) if len(result) else False
     if fail_on == "any":
         return bool((result["verdict"] != "no change").any()) if len(result) else False
     raise ValueError(f"--fail-on must be regression or any, got {fail_on!r}")

@@ -129,6 +129,7 @@ def test_other_machine_or_noisy_window_is_not_comparable(tmp_path, rows):
     noisy = write_run(tmp_path / "noisy", night_rows(rows[:1], seed=1, shift=1.3, noisy=True))
     r = compare(run_data(base), run_data(noisy)).iloc[0]
     assert r["verdict"].startswith("not comparable (noisy timing in NEW") and not r["regression"]
+    assert fails(compare(run_data(base), run_data(noisy)), "regression")  # the gate fails closed on a noisy night
     r = compare(run_data(base), run_data(noisy), CompareSettings(include_noisy=True)).iloc[0]
     assert r["verdict"] == "slower" and r["regression"]
 
