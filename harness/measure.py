@@ -628,8 +628,7 @@ def measure_cell(
 
         measured = to_onnxruntime(method.cpu(), providers=list(providers) if providers else None,
                                   bundle_dir=bundle_dir)
-        res.backend_detail = backend_info(measured)
-        res.backend = res.backend_detail.get("backend", backend)
+        res.backend_detail = backend_info(measured)  # "onnxruntime-cpu", providers, versions (also env.backend)
 
     ev = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
                   count_executed=settings.count_executed and not on_ort, progress=progress)

@@ -32,15 +32,6 @@ def _clips(method, n: int = 2, batch: int = 1) -> list[torch.Tensor]:
     return [torch.randn(shape, generator=g) for _ in range(n)]
 
 
-def _knob_settings(method) -> list[dict]:
-    """The default operating point, every forced schedule, and one swept value per knob."""
-    settings: list[dict] = [{}]
-    settings += [{"force": f} for f in method.card.force_options]
-    for k in method.card.knobs:
-        settings += [{k.name: v} for v in k.sweep[:1] if v != k.default]
-    return settings
-
-
 def test_bundle_manifest_schedules_and_reload(tmp_path, one_thread):
     method = _small("tlee", "lite")
     clips = _clips(method, n=2)
