@@ -32,6 +32,7 @@ __all__ = [
     "check_build_fits",
     "check_input_kind",
     "check_gmacs",
+    "check_writable_file",
     "human_bytes",
 ]
 
@@ -342,6 +343,34 @@ def check_build_fits(method: str, config: str, overrides: Mapping[str, Any], *, 
         shape = (1, card.frames, 3, card.resolution, card.resolution)
         hint = "lower --frames or --resolution"
     check_input_fits(shape, count=count, what=f"{method} [{config}] input clip", hint=hint)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def check_writable_file(path: str, *, flag: str = "--out") -> None:
+    """Refuse, before any work, an output file that cannot be written (its folder is created if missing).
+
+    Args:
+        path: The file to be written (e.g. ``evbench train --out ckpt.pt``).
+        flag: The flag that named it.
+
+    Raises:
+        UserError: ``path`` is a directory, or its folder cannot be created
+            or is not writable (names the flag, the path and the reason).
+    """
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file path")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot create {p.parent}: {exc.strerror or exc}") from None
+    if not os.access(p.parent, os.W_OK):
+        raise UserError(f"{flag} {path}: {p.parent} is not writable")
 
 
 # --------------------------------------------------------------------------- data

@@ -373,6 +373,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from evbench.harness.registry import create_method
     from evbench.harness.training import TrainSpec, save_checkpoint, seed_everything, train_method
 
+    from evbench.harness.checks import check_writable_file
+
+    check_writable_file(args.out)  # before training, not after
     probe = open_dataset(args.data, split="train", frames=1, size=1, cache_dir=args.cache_dir)
     seed_everything(args.seed)  # initial weights follow --seed too
     method = create_method(args.method, config=args.config, num_classes=len(probe.class_names), **_overrides(args))

@@ -95,6 +95,8 @@ def _cases():
         ("gmacs-per-frame-nan", ["run", "--train", "{feat_npz}", "--gmacs-per-frame", "nan"], "--gmacs-per-frame"),
         ("gmacs-per-frame-negative", ["run", "--train", "{feat_npz}", "--gmacs-per-frame", "-1"],
          "--gmacs-per-frame"),
+        ("train-out-unwritable", [*TRAIN, "--data", "{gen}", "--out", "/proc/evbench/x.pt"], "--out"),
+        ("train-out-a-directory", [*TRAIN, "--data", "{gen}", "--out", "{tmp}"], "--out"),
         ("opset-zero", ["export", *UNI, "--opset", "0", "--out", "{tmp}/b"], "--opset"),
         # allocations that cannot fit: the input tensor is estimated first
         ("input-too-large", ["profile", "--method", "uniform", "--config", "lite", "--frames", "100000",
