@@ -326,3 +326,17 @@ def test_two_runs_on_one_out_then_ctrl_c_then_resume(tiny_features, tmp_path, on
     assert main([*args, "--resume"]) == 0  # in-process: the same options, as the hint says
     rows = ResultStore(out).rows()
     assert sorted(Counter(r["cell_id"] for r in rows).values()) == [1, 1, 1]
+
+
+def test_run_with_bad_files_says_so_on_the_console(tmp_path, capsys):
+    from evbench.harness.cli import _print_store_notes
+
+    store = ResultStore(tmp_path)
+    err = [{"path": "/data/a.mp4", "error": "DataError: /data/a.mp4: cannot decode", "stage": "eval"},
+           {"path": "/data/b.avi", "error": "DataError: /data/b.avi: 0 frames", "stage": "train"}]
+    store.append({"cell_id": "x", "status": "ok", "data_errors": err})
+    store.append({"cell_id": "y", "status": "ok", "data_errors": err[:1]})  # the same file twice counts once
+    _print_store_notes(tmp_path, report=tmp_path / "report" / "index.html")
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("evbench: 2 files failed to decode or load: a.mp4 (DataError: /data/a.mp4: cannot decode)")
+    assert "b.avi (DataError" in line and line.endswith(f"see {tmp_path / 'report' / 'index.html'}")
