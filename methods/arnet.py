@@ -102,7 +102,8 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = [
-    "ARNet", "ARNetFeatures", "build_arnet", "load_official_arnet", "flat_to_torchvision_mobilenet_v2",
+    "ARNet", "ARNetFeatures", "build_arnet", "convert_official_arnet", "load_official_arnet",
+    "flat_to_torchvision_mobilenet_v2", "ROLLOUTS",
     "run_chunked", "CONFIGS",
 ]
 
@@ -1101,6 +1102,18 @@ _ARNET_RULES = [
 ]
 
 
+def convert_official_arnet(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename an official AR-Net ``TSN_Ada`` state_dict to :class:`ARNet` keys (see :func:`load_official_arnet`).
+
+    Raises:
+        CheckpointError: A flat MobileNetV2 key with no torchvision counterpart.
+    """
+    state = strip_prefix(state, "module.")
+    if _is_flat_mobilenet(state):
+        state = flat_to_torchvision_mobilenet_v2(state)
+    return rename_keys(state, _ARNET_RULES)
+
+
 def load_official_arnet(method: ARNet, source: str | os.PathLike[str] | Mapping[str, torch.Tensor], *,
                         ignore: Callable[[str], bool] | None = None, downscale: str | None = "nearest",
                         rollout: str | None = "official") -> ARNet:
@@ -1141,11 +1154,7 @@ def load_official_arnet(method: ARNet, source: str | os.PathLike[str] | Mapping[
         state, name = dict(source), "state_dict"
     else:
         state, name = read_state_dict(source), str(source)
-    state = strip_prefix(state, "module.")
-    if _is_flat_mobilenet(state):
-        state = flat_to_torchvision_mobilenet_v2(state)
-    state = rename_keys(state, _ARNET_RULES)
-    load_converted(method, state, source=name, ignore=ignore)
+    load_converted(method, convert_official_arnet(state), source=name, ignore=ignore)
     method.set_inference(downscale=downscale, rollout=rollout)
     return method
 

@@ -25,7 +25,8 @@ Built once here and used by :mod:`evbench.methods.rsee`, :mod:`evbench.methods.t
 * **Realised savings** — :class:`ActiveSet` keeps only the samples that have
   not exited (``index_select``), :class:`TraceRecorder` writes the per-sample
   :class:`~evbench.harness.api.TraceStep` lists, and :func:`resize_frames` derives the
-  lower resolutions (pre-processing, never counted).
+  lower resolutions (pre-processing, never counted) with the method's downscaling
+  setting (antialiased bilinear, or nearest for official AR-Net/RSEE weights).
 * **Honest FPS** — :func:`honest_fps` separates frames *processed* per second
   from frames *covered* per second (TLEE's ``time_test.py`` reports the latter
   as the former).
@@ -40,6 +41,7 @@ from typing import Any
 
 import torch
 from evbench.harness.api import CostEntry, TraceStep
+from evbench.methods.common import downscale
 from torch import nn
 
 __all__ = [
@@ -474,11 +476,18 @@ class TraceRecorder:
                 self.steps[i][-1] = dataclasses.replace(self.steps[i][-1], exit=name)
 
 
-def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """``(N, 3, H, W)`` → ``(N, 3, size, size)`` by antialiased bilinear resizing (pre-processing, not counted)."""
-    if frames.shape[-1] == size and frames.shape[-2] == size:
-        return frames
-    return nn.functional.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+def resize_frames(frames: torch.Tensor, size: int, mode: str = "antialias") -> torch.Tensor:
+    """``(N, 3, H, W)`` → ``(N, 3, size, size)`` (pre-processing, not counted).
+
+    ``mode`` is the method's per-configuration downscaling setting
+    (:data:`evbench.methods.common.DOWNSCALE_MODES`): ``"antialias"`` (bilinear,
+    antialiased; evbench-trained weights) or ``"nearest"`` (the official AR-Net/RSEE
+    pipelines, ``ops/dataset.py`` ``rescale_proc``).
+
+    Raises:
+        ValueError: Unknown ``mode``.
+    """
+    return downscale(frames, size, mode)
 
 
 def online_shift(x: torch.Tensor, cache: torch.Tensor | None, fold_div: int = 8) -> torch.Tensor:

@@ -16,6 +16,17 @@ official ones minus ``ModuleParallel``'s ``.module`` (``conv1.weight``,
 The bank is picked from the input's side (``resolutions.index(x.shape[-1])``),
 so one counted module serves every resolution: its cost-table keys are
 ``("backbone", (3, r, r))``.
+
+**The downsample BatchNorms.**  Officially, training feeds every resolution at
+once (a list through ``ModuleParallel``), so each BatchNorm — the four in the
+``downsample`` shortcuts of ``layer1 … layer4`` included — normalises resolution
+``i`` with bank ``i``.  At test (``forward_irte`` with ``spec=chosen_reso``)
+``Bottleneck.forward`` passes ``spec`` to ``bn1/bn2/bn3`` but calls
+``self.downsample(x)`` without it, and ``BatchNorm2dParallel`` without ``spec``
+enumerates its input list — a list of one tensor — so the four downsample
+BatchNorms always use bank 0, the 224 px bank.  :meth:`MultiBNResNet.forward`
+takes ``downsample_bank`` to reproduce that (``downsample_bank=0``) or, by
+default, uses the same bank everywhere, as the official training does.
 """
 
 from __future__ import annotations
@@ -89,17 +100,29 @@ class MultiBNResNet(ResNet):
         self.dim = dim
         self.out_dim = fc_dim or dim
         self._banks = [m for m in self.modules() if isinstance(m, MultiBatchNorm2d)]
+        #: The BatchNorms of the ``downsample`` shortcuts (``layer{1..4}.0.downsample.1``).
+        self._downsample_banks = [m for name, m in self.named_modules()
+                                  if isinstance(m, MultiBatchNorm2d) and ".downsample." in f".{name}."]
 
-    def set_bank(self, bank: int) -> None:
-        """Select BatchNorm bank ``bank`` in every layer.
+    def set_bank(self, bank: int, downsample_bank: int | None = None) -> None:
+        """Select BatchNorm bank ``bank`` in every layer (``downsample_bank`` in the downsample shortcuts).
+
+        Args:
+            bank: Bank of every BatchNorm.
+            downsample_bank: Bank of the four downsample BatchNorms instead
+                (``0`` reproduces the official test path); ``None`` = ``bank``.
 
         Raises:
             IndexError: Bank out of range.
         """
-        if not 0 <= bank < len(self.resolutions):
-            raise IndexError(f"bank {bank} out of range for resolutions {self.resolutions}")
+        for b in (bank, downsample_bank):
+            if b is not None and not 0 <= b < len(self.resolutions):
+                raise IndexError(f"bank {b} out of range for resolutions {self.resolutions}")
         for m in self._banks:
             m.bank = bank
+        if downsample_bank is not None:
+            for m in self._downsample_banks:
+                m.bank = downsample_bank
 
     def bank_of(self, side: int) -> int:
         """Bank index of an input side in px.
@@ -112,7 +135,12 @@ class MultiBNResNet(ResNet):
         except ValueError:
             raise ValueError(f"input side {side} px is not one of the resolutions {self.resolutions}") from None
 
-    def forward(self, x: torch.Tensor, bank: int | None = None) -> torch.Tensor:  # type: ignore[override]
-        """``(N, 3, r, r)`` → ``(N, out_dim)`` using bank ``bank`` (default: the bank of ``r``)."""
-        self.set_bank(self.bank_of(x.shape[-1]) if bank is None else bank)
+    def forward(self, x: torch.Tensor, bank: int | None = None, *,  # type: ignore[override]
+                downsample_bank: int | None = None) -> torch.Tensor:
+        """``(N, 3, r, r)`` → ``(N, out_dim)`` using bank ``bank`` (default: the bank of ``r``).
+
+        ``downsample_bank`` selects another bank for the downsample BatchNorms
+        (see the module docstring; ``None`` = the same bank).
+        """
+        self.set_bank(self.bank_of(x.shape[-1]) if bank is None else bank, downsample_bank)
         return super().forward(x)

@@ -202,3 +202,38 @@ build_uniform = register_method("uniform", configs=CONFIGS, card=_card_fn("unifo
                                 summary="TSN: average of frame logits over uniform frames")(_builder("uniform", "avg"))
 build_uniform_lstm = register_method("uniform_lstm", configs=CONFIGS, card=_card_fn("uniform_lstm", "lstm"),
                                      summary="LSTM over uniformly sampled frames")(_builder("uniform_lstm", "lstm"))
+
+
+# =============================================================================== converter
+
+_TSN_RULES = [(r"^base_model\.", "encoder.backbone."), (r"^new_fc\.", "head.")]
+
+
+def convert_official_tsn(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename an official TSN baseline state_dict (AR-Net's ``TSN_Ada`` without ``--ada_reso_skip``) to ``uniform`` keys.
+
+    ``module.base_model.*`` (a torchvision backbone whose classifier is a
+    ``Dropout``, no parameters) → ``encoder.backbone.*``; ``module.new_fc.*`` →
+    ``head.*``.  Source: ``mengyuest/AR-Net`` ``ops/models_ada.py`` (the "uniform"
+    baseline of AR-Net Table 1, ``full_test.sh`` exp7).
+    """
+    from evbench.methods.checkpoints import rename_keys, strip_prefix
+
+    return rename_keys(strip_prefix(state, "module."), _TSN_RULES)
+
+
+def load_official_tsn(method: Uniform, source: Any) -> Uniform:
+    """Load an official TSN baseline checkpoint (path or state_dict) into a pixel ``uniform`` method.
+
+    Raises:
+        CheckpointError: Missing/unexpected keys or shape mismatches, all listed.
+        TypeError: ``method`` is not an average-consensus pixel :class:`Uniform`.
+    """
+    from evbench.methods.checkpoints import load_converted, read_state_dict
+
+    if not isinstance(method, Uniform) or method.consensus != "avg" or method.card.input_kind != "pixels":
+        raise TypeError("load_official_tsn needs the pixel 'uniform' (TSN, average consensus) method")
+    state = dict(source) if isinstance(source, Mapping) else read_state_dict(source)
+    load_converted(method, convert_official_tsn(state), source=str(source) if not isinstance(source, Mapping)
+                   else "TSN state_dict")
+    return method
