@@ -340,3 +340,31 @@ def test_run_with_bad_files_says_so_on_the_console(tmp_path, capsys):
     line = capsys.readouterr().err.strip()
     assert line.startswith("evbench: 2 files failed to decode or load: a.mp4 (DataError: /data/a.mp4: cannot decode)")
     assert "b.avi (DataError" in line and line.endswith(f"see {tmp_path / 'report' / 'index.html'}")
+
+
+def test_cli_run_on_an_out_that_cannot_be_created_is_one_line(tiny_features, tmp_path, capsys):
+    toml, npz = tiny_features
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "run"  # ENOTDIR from the kernel, before any set-up work
+    rc = main(["run", "--suite", str(toml), "--train", str(npz), "--out", str(out), "--quiet", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"evbench: cannot write {out}" in err and "ENOTDIR" in err and "Traceback" not in err
+
+
+def test_cli_run_on_a_full_disk_stops_with_one_line_and_keeps_nothing_half(tiny_features, tmp_path, capsys,
+                                                                          monkeypatch, one_thread):
+    from evbench.harness import results
+
+    toml, npz = tiny_features
+    out = tmp_path / "run"
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results, "_write_all", full)
+    rc = main(["run", "--suite", str(toml), "--train", str(npz), "--out", str(out), "--quiet", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert f"cannot write {out / 'results.jsonl'}: no space left on device (ENOSPC)" in err
+    assert (out / "results.jsonl").read_bytes() == b""  # no fragment of the refused row
+    assert "cells measured" not in err  # the run stopped at the first row it could not store
