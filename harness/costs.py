@@ -125,22 +125,17 @@ def module_rnn_macs(module: nn.Module, rows: int) -> int:
 
 
 def _fvcore_lstm_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    """fvcore handle for ``aten::lstm`` (JIT signature ``input, hx, params, has_biases, num_layers, ...``)."""
+    """fvcore handle for ``aten::lstm`` (JIT signature ``input, hx, params, has_biases, num_layers, ...``).
+
+    The weight matrices are read from the traced ``params`` list (every layer,
+    direction and projection), so :func:`rnn_macs` counts exactly what runs.
+    """
     from fvcore.nn.jit_handles import get_shape
 
     x_shape = get_shape(inputs[0])
-    out_shape = get_shape(outputs[0])
-    batch_first = bool(inputs[8].toIValue()) if len(inputs) > 8 else False
-    num_layers = int(inputs[4].toIValue())
-    bidirectional = bool(inputs[7].toIValue())
-    if batch_first:
-        batch, steps, in_size = x_shape
-    else:
-        steps, batch, in_size = x_shape
-    dirs = 2 if bidirectional else 1
-    hidden = out_shape[-1] // dirs
-    shapes = lstm_weight_shapes(in_size, hidden, num_layers=num_layers, bidirectional=bidirectional)
-    return rnn_macs(shapes, steps * batch)
+    rows = math.prod(x_shape[:-1])  # steps x batch, either layout
+    params = [get_shape(v) for v in inputs[2].node().inputs()]  # prim::ListConstruct of the weights
+    return rnn_macs(params, rows)
 
 
 def count_gmacs_fvcore(module: nn.Module, inputs: tuple[Any, ...]) -> float:

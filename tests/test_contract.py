@@ -35,8 +35,9 @@ import pytest
 import torch
 from evbench.harness.api import Method
 from evbench.harness.claims import claims_by_id
-from evbench.harness.costs import cost_table, executed_gmacs, trace_gmacs
+from evbench.harness.costs import cost_table
 from evbench.harness.registry import create_method, list_methods, method_card, method_configs
+from method_helpers import run
 from torch import nn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -67,19 +68,6 @@ def _method(name: str, config: str) -> Method:
 def _clip(method: Method, batch: int, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(tuple(method.example_input(batch).shape), generator=g)
-
-
-def _forward(method: Method, x: torch.Tensor, knobs: dict[str, Any] | None = None, *, count: bool = False):
-    """``(output, per-sample trace GMACs, executed GMACs of the batch or None)``."""
-    holder = []
-    with torch.inference_mode():
-        if count:
-            executed = executed_gmacs(lambda: holder.append(method(x, knobs=knobs)))
-        else:
-            executed = None
-            holder.append(method(x, knobs=knobs))
-    table = cost_table(method)
-    return holder[0], [trace_gmacs(t, table) for t in holder[0].trace], executed
 
 
 def _traces(out) -> list[list[dict[str, Any]]]:
@@ -198,7 +186,7 @@ def test_executed_macs_equal_trace_sum(name: str, config: str) -> None:
     table = cost_table(method)
     declared = {e.key: e.declared_gmacs for e in method.cost_entries() if e.declared_gmacs is not None}
     for knobs in _operating_points(method)[:2]:  # default and upper bound (the mixed point: batch test)
-        out, per, executed = _forward(method, x, knobs, count=True)
+        out, per, executed = run(method, x, knobs, count=True)
         assert out.logits.shape == (2, NUM_CLASSES)
         assert all(s.key in table for t in out.trace for s in t)
         outside = sum(declared.get(s.key, 0.0) for t in out.trace for s in t)
@@ -216,10 +204,10 @@ def test_forced_decisions(name: str, config: str) -> None:
     options = method.card.force_options
     step = max(1, len(options) // 8)  # at most ~8 schedules (TLEE has T x 3), always the first and the last
     for option in dict.fromkeys(options[::step] + options[-1:]):
-        out, per, _ = _forward(method, x, {"force": option})
+        out, per, _ = run(method, x, {"force": option})
         assert all(s.key in table for t in out.trace for s in t) and all(g > 0 for g in per), option
         if option in (options[0], options[-1]):
-            again, _, _ = _forward(method, x, {"force": str(option)})  # as a CLI string: the same schedule
+            again, _, _ = run(method, x, {"force": str(option)})  # as a CLI string: the same schedule
             assert _traces(out) == _traces(again), option
         if option in method.card.resolutions and method.card.input_kind == "pixels":
             sides = {s.input_shape[-1] for t in out.trace for s in t if s.role == "backbone"}
@@ -233,9 +221,9 @@ def test_batch_of_two_equals_two_single_runs(name: str, config: str) -> None:
     method = _method(name, config)
     x = _clip(method, 2, seed=3)
     for knobs in _operating_points(method)[::2]:  # default and the mixed point (upper bound: no decisions)
-        both, _, _ = _forward(method, x, knobs)
+        both, _, _ = run(method, x, knobs)
         for i in range(2):
-            single, _, _ = _forward(method, x[i:i + 1], knobs)
+            single, _, _ = run(method, x[i:i + 1], knobs)
             torch.testing.assert_close(single.logits[0], both.logits[i], atol=1e-4, rtol=1e-4)
             assert _traces(single)[0] == _traces(both)[i], knobs
             if both.decisions:

@@ -67,6 +67,32 @@ def test_lstm_formula_matches_both_counters():
     assert count_gmacs_fvcore(lstm, (x,)) * 1e9 == pytest.approx(lstm_macs(64, 32, steps=5))
 
 
+@pytest.mark.parametrize("make", [
+    lambda: nn.LSTMCell(48, 24), lambda: nn.LSTM(48, 24, num_layers=2, bidirectional=True),
+    lambda: nn.LSTM(48, 24, proj_size=8), lambda: nn.GRU(48, 24), lambda: nn.GRUCell(48, 24),
+], ids=["lstm_cell", "lstm_2layer_bidir", "lstm_proj", "gru", "gru_cell"])
+def test_one_recurrent_formula_behind_every_counter(make):
+    """fvcore, FlopCounterMode + fused-kernel formulas and the modeled device count one formula."""
+    from evbench.harness.costs import module_rnn_macs
+    from evbench.harness.devices.modeled import layer_profile
+
+    torch.manual_seed(0)
+    module = make().eval()
+    cell = isinstance(module, nn.RNNCellBase)
+    x = torch.randn(3, 48) if cell else torch.randn(5, 3, 48)  # batch 3 (cell) / 5 steps x batch 3
+    rows = 3 if cell else 15
+    expected = module_rnn_macs(module, rows)
+    gates = 4 if "LSTM" in type(module).__name__ else 3
+    if not cell and gates == 4 and module.proj_size == 0 and module.num_layers == 1:
+        assert expected == lstm_macs(48, 24, steps=5, batch=3)
+    if cell or module.proj_size == 0:  # torch's non-fused fallback for projected LSTMs escapes FlopCounterMode
+        with torch.no_grad():
+            assert executed_gmacs(lambda: module(x)) * 1e9 == pytest.approx(expected)
+    assert sum(layer.macs for layer in layer_profile(module, (x,))) == expected
+    if gates == 4 and not cell:
+        assert count_gmacs_fvcore(module, (x,)) * 1e9 == pytest.approx(expected)
+
+
 def test_ptflops_agrees_on_static_backbones_within_one_percent():
     m = create_method("uniform", config="lite", num_classes=6, backbone="resnet18")
     fv = m.cost_table()[("encoder.backbone", (3, 112, 112))]
