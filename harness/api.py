@@ -39,6 +39,7 @@ __all__ = [
     "Output",
     "TraceStep",
     "KnobError",
+    "resolve_knobs",
 ]
 
 Shape = tuple[int, ...]
@@ -324,25 +325,7 @@ class Method(nn.Module):
                 is not of the knob's type (``frames=abc``), is NaN, or lies
                 outside its range / choices (``frames=-3``).
         """
-        specs = {k.name: k for k in self.card.knobs}
-        out = {k.name: k.default for k in self.card.knobs}
-        for key, value in (knobs or {}).items():
-            if key == "force":
-                if not self.card.force_options:
-                    raise KnobError(f"method {self.card.name!r} has no forced-decision mode")
-                if value is not None and _coerce(value, self.card.force_options) is None:
-                    raise KnobError(
-                        f"method {self.card.name!r}: force={value!r} not in {list(self.card.force_options)}"
-                    )
-                out["force"] = None if value is None else _coerce(value, self.card.force_options)
-                continue
-            if key not in out:
-                raise KnobError(
-                    f"method {self.card.name!r} has no knob {key!r}; knobs: {sorted(out) + (['force'] if self.card.force_options else [])}"
-                )
-            out[key] = _knob_value(self.card.name, specs[key], value)
-        out.setdefault("force", None)
-        return out
+        return resolve_knobs(self.card, knobs)
 
     def example_input(self, batch: int = 1) -> torch.Tensor:
         """A zero input of the shape ``forward`` expects, on the method's device."""
@@ -398,6 +381,41 @@ class Method(nn.Module):
         Default: the budget split evenly over ``card.stages`` (at least 1 each).
         """
         return max(1, epochs // max(1, len(self.card.stages)))
+
+
+def resolve_knobs(card: MethodCard, knobs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``knobs`` merged over ``card``'s defaults, each value typed and checked — no network needed.
+
+    What :meth:`Method.resolve_knobs` does, from the card alone (so a suite's
+    knobs can be checked before any cell builds its method).
+
+    Args:
+        card: The method's card (:func:`evbench.harness.registry.method_card`).
+        knobs: Knob name -> value (``"force"`` for a forced schedule).
+
+    Returns:
+        Every declared knob with its value, plus ``"force"`` (None unless given).
+
+    Raises:
+        KnobError: See :meth:`Method.resolve_knobs`.
+    """
+    specs = {k.name: k for k in card.knobs}
+    out = {k.name: k.default for k in card.knobs}
+    for key, value in (knobs or {}).items():
+        if key == "force":
+            if not card.force_options:
+                raise KnobError(f"method {card.name!r} has no forced-decision mode")
+            if value is not None and _coerce(value, card.force_options) is None:
+                raise KnobError(f"method {card.name!r}: force={value!r} not in {list(card.force_options)}")
+            out["force"] = None if value is None else _coerce(value, card.force_options)
+            continue
+        if key not in out:
+            raise KnobError(
+                f"method {card.name!r} has no knob {key!r}; knobs: {sorted(out) + (['force'] if card.force_options else [])}"
+            )
+        out[key] = _knob_value(card.name, specs[key], value)
+    out.setdefault("force", None)
+    return out
 
 
 def _range_text(spec: KnobSpec) -> str:

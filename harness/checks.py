@@ -28,6 +28,7 @@ __all__ = [
     "devices_arg",
     "check_device",
     "check_overrides",
+    "check_cells",
     "check_input_fits",
     "check_build_fits",
     "check_input_kind",
@@ -233,7 +234,7 @@ def _check_value(key: str, value: Any, default: Any, where: str) -> None:
 
 
 def check_overrides(method: str, config: str, overrides: Mapping[str, Any], *,
-                    flags: Mapping[str, str] | None = None) -> None:
+                    flags: Mapping[str, str] | None = None, origin: str | None = None) -> None:
     """Check build overrides (``--set KEY=VALUE``, ``--frames``, ``--backbone``...) before building anything.
 
     A key must be a keyword of the method's builder; a value must have the
@@ -248,6 +249,9 @@ def check_overrides(method: str, config: str, overrides: Mapping[str, Any], *,
         overrides: Key -> value (already parsed from JSON).
         flags: Key -> the flag that set it (``{"frames": "--frames"}``);
             other keys are named as ``--set KEY``.
+        origin: Where the overrides come from when not the command line
+            (e.g. ``"suite s.toml [[methods]] uniform"``); keys are then
+            named as ``<origin>: overrides KEY``.
 
     Raises:
         UnknownMethodError: Unknown method or configuration.
@@ -265,7 +269,10 @@ def check_overrides(method: str, config: str, overrides: Mapping[str, Any], *,
     accepted = sorted(k for k in params if k not in ("num_classes", "config") and
                       params[k].kind is inspect.Parameter.KEYWORD_ONLY)
     for key, value in overrides.items():
-        where = f"{flags[key]} {value!r}" if key in (flags or {}) else f"--set {key}={value!r}"
+        if origin is not None:
+            where = f"{origin}: overrides {key} = {value!r}"
+        else:
+            where = f"{flags[key]} {value!r}" if key in (flags or {}) else f"--set {key}={value!r}"
         if key in ("num_classes", "config") or (key not in params and not takes_any):
             hint = " (use --num-classes)" if key == "num_classes" else " (use --config)" if key == "config" else ""
             raise BuildOptionError(f"{where}: method {method!r} has no build option {key!r}{hint}; "
@@ -281,6 +288,39 @@ def check_overrides(method: str, config: str, overrides: Mapping[str, Any], *,
             default = params[key].default
         if default is not inspect.Parameter.empty and default is not None:
             _check_value(key, value, default, where)
+
+
+def check_cells(cells: Sequence[Any], source: str) -> None:
+    """Check every cell's build overrides and knobs from the cards, before any cell runs (no network is built).
+
+    A bad suite entry would otherwise fail each of its cells one by one
+    after training; here it is one error naming the suite and the key.
+
+    Args:
+        cells: :class:`~evbench.harness.suites.Cell` objects (``method``,
+            ``config``, ``overrides``, ``knobs``).
+        source: The suite file, for messages.
+
+    Raises:
+        UnknownMethodError: Unknown method or configuration.
+        BuildOptionError: An override key the builder lacks or a bad value.
+        KnobError: A knob the card lacks, or a value of the wrong type / out of range.
+    """
+    from evbench.harness.api import KnobError, resolve_knobs
+    from evbench.harness.registry import method_card
+
+    seen: set[str] = set()
+    for cell in cells:
+        key = repr((cell.method, cell.config, sorted(cell.overrides.items()), sorted(cell.knobs.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        origin = f"suite {source} [[methods]] {cell.method} [{cell.config}]"
+        check_overrides(cell.method, cell.config, cell.overrides, origin=origin)
+        try:
+            resolve_knobs(method_card(cell.method, cell.config, **cell.overrides), cell.knobs)
+        except KnobError as exc:
+            raise KnobError(f"suite {source}: {exc}") from None
 
 
 def human_bytes(n: float) -> str:

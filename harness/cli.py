@@ -552,6 +552,9 @@ def _run_locked(args: argparse.Namespace, out: Path) -> int:
     cells = [c for src in sources for dev in devices for backend in backends
              for c in suite.cells(data=src, train_data=train_data, device=dev, methods=methods, knob_sweeps=sweeps,
                                   test_split=test_split, backend=backend, measure=measure)]
+    from evbench.harness.checks import check_cells
+
+    check_cells(cells, suite.path or suite.name)  # bad overrides / knobs: one error now, not N failed cells
     print(f"suite {suite.name}: {len(cells)} cells -> {out}", file=sys.stderr)
     executor = _executor(args, cells, out)
     try:

@@ -3,7 +3,7 @@
 One parametrised test runs each case through ``evbench.harness.cli.main`` in
 process (issue 9, item 6).  The data are tiny files built in ``tmp_path``:
 a 16-clip features ``.npz``, variants with NaN / negative ``gmacs_per_frame``,
-and broken checkpoints; pixel data is the session's tiny generated dataset.
+broken checkpoints and suites with a bad knob / override; pixel data is the session's tiny generated dataset.
 No case trains or measures latency: each must fail before that.
 """
 
@@ -51,6 +51,9 @@ def files(tmp_path_factory):
     torch.save({"weights": torch.zeros(2)}, d / "notevbench.pt")
     wide = create_method("uniform", config="lite", num_classes=5, frames=2, resolution=32)
     torch.save({"format": "evbench-checkpoint-1", "state_dict": wide.state_dict()}, d / "fiveclasses.pt")
+    entry = '[[methods]]\nname = "uniform"\nconfig = "features"\n'
+    (d / "suiteknob.toml").write_text(f'name = "k"\ndataset = "x"\n{entry}knobs = [{{ frames = -1 }}]\n')
+    (d / "suiteset.toml").write_text(f'name = "s"\ndataset = "x"\n{entry}overrides = [{{ hidden = "wide" }}]\n')
     return {p.name.replace(".", "_"): str(p) for p in d.iterdir()}
 
 
@@ -68,7 +71,11 @@ def _cases():
         ("knob-no-equals", [*PROFILE, "--knob", "frames"], "--knob"),
         ("knob-bad-choice", ["profile", "--method", "dyngrid", "--config", "lite", "--knob", "route=sideways"],
          "route"),
-        # --set builder overrides
+        ("suite-knob-out-of-range", ["run", "--suite", "{suiteknob_toml}", "--train", "{feat_npz}", "--out",
+                                     "{tmp}/r"], "suiteknob.toml"),
+        # --set builder overrides (and a suite's overrides)
+        ("suite-override-bad-value", ["run", "--suite", "{suiteset_toml}", "--train", "{feat_npz}", "--out",
+                                      "{tmp}/r"], "overrides hidden"),
         ("set-unknown", [*PROFILE, "--set", "bogus=1"], "bogus"),
         ("set-not-an-int", [*PROFILE, "--set", "frames=abc"], "--set frames"),
         ("set-no-equals", [*PROFILE, "--set", "frames"], "--set"),
