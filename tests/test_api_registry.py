@@ -35,3 +35,34 @@ def test_overrides_reach_the_builder_and_bad_ones_fail():
     assert m.card.frames == 2 and m.card.resolution == 112 and "resnet18" in m.card.title
     with pytest.raises(TypeError):
         create_method("uniform", config="lite", num_classes=10, nonsense=1)
+
+
+def test_card_is_the_registry_object_and_claims_follow_the_configuration():
+    from evbench.harness.claims import claims_by_id
+    from evbench.harness.registry import method_card
+
+    m = create_method("uniform", config="lite", num_classes=3)
+    assert m.card == method_card("uniform", "lite") and m.card.config == "lite"
+    paper = method_card("uniform", "paper")
+    assert "arnet-uniform-resnet50-gmacs-per-video" in paper.claims
+    assert claims_by_id(paper.claims)["arnet-uniform-resnet50-gmacs-per-video"].claimed == 65.76
+    # an override that restates the configuration keeps its claims; one that changes it drops them
+    assert method_card("uniform", "paper", frames=16).claims == paper.claims
+    changed = method_card("uniform", "paper", frames=4)
+    assert changed.claims == () and changed.frames == 4
+    assert [s for s in changed.knobs[0].sweep] == [1, 2, 0] and changed.knobs[0].high == 4
+    with pytest.raises(TypeError, match="nonsense"):
+        method_card("uniform", "lite", nonsense=1)
+    with pytest.raises(UnknownMethodError, match="huge"):
+        method_card("uniform", "huge")
+
+
+def test_knob_spec_range_and_choices():
+    from evbench.harness.api import KnobSpec
+
+    k = KnobSpec("threshold", 0.9, "exit threshold", (0.5, 1.01), low=0.0)
+    assert k.in_range(0.0) and k.in_range(5) and not k.in_range(-0.1) and not k.in_range(float("nan"))
+    assert not k.in_range("abc")
+    r = KnobSpec("route", "diagonal", "grid route", choices=("diagonal", "depth_first"))
+    assert r.in_range("depth_first") and not r.in_range("zigzag")
+    assert r.to_dict()["choices"] == ["diagonal", "depth_first"]
