@@ -277,7 +277,7 @@ def check_overrides(method: str, config: str, overrides: Mapping[str, Any], *,
             hint = " (use --num-classes)" if key == "num_classes" else " (use --config)" if key == "config" else ""
             raise BuildOptionError(f"{where}: method {method!r} has no build option {key!r}{hint}; "
                                    f"options: {', '.join(accepted)}")
-        if "backbone" in key:
+        if key in ("backbone", "backbones") or key.endswith("_backbone"):
             names = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
             unknown = [n for n in names if not isinstance(n, str) or n not in BACKBONES]
             if unknown:
