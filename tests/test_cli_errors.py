@@ -228,3 +228,25 @@ def test_failed_row_survives_an_unusable_device():
 
     env = _failed_env(Cell())
     assert env["device"] == "tpu" and "tpu" in env["device_error"]
+
+
+def test_no_false_alarms_on_shipped_configurations_and_suites():
+    """The checks refuse bad input only: every configuration's own values, every knob sweep and every
+    shipped suite's cells pass them."""
+    from evbench.harness.checks import check_cells, check_overrides
+    from evbench.harness.registry import list_methods, method_configs
+    from evbench.harness.runner import knob_sweep
+    from evbench.harness.suites import load_suite
+
+    for name in list_methods():
+        configs = method_configs(name)
+        for values in configs.values():
+            for other in configs:
+                check_overrides(name, other, values)
+    for suite_name in ("default", "features", "data", "nightly"):
+        suite = load_suite(suite_name)
+        sweeps = {e["name"]: knob_sweep(e["name"], e.get("config", suite.default_config)) for e in suite.methods}
+        cells = suite.cells(data=suite.dataset, train_data=None, device="cpu", methods=None, knob_sweeps=sweeps,
+                            test_split=None, backend="torch")
+        assert cells
+        check_cells(cells, suite.path)
