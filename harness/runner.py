@@ -113,25 +113,22 @@ def build_method(name: str, config: str, overrides: dict[str, Any], num_classes:
     from evbench.harness.registry import method_card
 
     overrides = dict(overrides)
+    card = method_card(name, config, **overrides)  # data only: the build below happens once
     # a features file for a pixel method (or pixels for a feature method) is refused before building,
     # and so is an input clip that cannot fit in the memory available
-    check_input_kind(method_card(name, config, **overrides), dataset,
-                     getattr(dataset, "path", None) or getattr(dataset, "name", "the data"))
-    check_build_fits(name, config, overrides)
-    seed_everything(seed)  # initial weights are part of a reproducible run
-    method = create_method(name, config=config, num_classes=num_classes, **overrides)
-    if method.card.input_kind == "features" and len(dataset):
+    check_input_kind(card, dataset, getattr(dataset, "path", None) or getattr(dataset, "name", "the data"))
+    if card.input_kind == "features" and len(dataset):
         # D from the file's header when it has one: clip 0 may be a bad clip (NaN features) that is skipped
         shape = getattr(dataset, "feature_shape", None)
         dim = int(shape[-1]) if shape else int(dataset[0].x.shape[-1])
         data_cost = getattr(dataset, "gmacs_per_frame", None)
-        extra = {"feature_dim": dim} if dim != method.card.feature_dim else {}
+        extra = {"feature_dim": dim} if dim != card.feature_dim else {}
         if data_cost is not None:
             extra["gmacs_per_frame"] = float(data_cost)
-        if extra:
-            overrides = {**overrides, **extra}
-            seed_everything(seed)
-            method = create_method(name, config=config, num_classes=num_classes, **overrides)
+        overrides = {**overrides, **extra}
+    check_build_fits(name, config, overrides)
+    seed_everything(seed)  # initial weights are part of a reproducible run
+    method = create_method(name, config=config, num_classes=num_classes, **overrides)
     return method, overrides
 
 
