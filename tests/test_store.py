@@ -319,9 +319,10 @@ def test_two_runs_on_one_out_then_ctrl_c_then_resume(tiny_features, tmp_path, on
         if first.poll() is None:
             first.kill()
     assert first.returncode == 130, err
-    last = err.strip().splitlines()[-1]
-    assert "Traceback" not in err and f"evbench: interrupted, 1 of 3 cells kept in {out}; resume with `" in last
-    assert f"--out {out} --resume" in last and "--threads 1" in last
+    lines = [ln for ln in err.splitlines() if ln.startswith("evbench: interrupted")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"evbench: interrupted, 1 of 3 cells kept in {out}; resume with `"), err
+    assert f"--out {out} --resume" in lines[0] and "--threads 1" in lines[0]
     assert len(ResultStore(out).finished_ids()) == 1
     assert main([*args, "--resume"]) == 0  # in-process: the same options, as the hint says
     rows = ResultStore(out).rows()
