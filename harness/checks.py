@@ -134,15 +134,17 @@ def check_device(device: str, *, flag: str = "--device", available: bool = True)
         DeviceError: Unknown name, unknown modeled device, or (``available``)
             no CUDA / no such GPU on this machine.
     """
-    import torch
-    from evbench.harness.devices.modeled import is_modeled_device, modeled_devices
-
     name = str(device).strip()
     dev_part, at, where = name.partition("@")
     if at:
         available = False
         if not dev_part or not where:
             raise DeviceError(f"{flag} {name}: write DEVICE@RESOURCE, e.g. cuda@jetson-nano")
+    if dev_part == "cpu":  # the default: nothing to check, and no torch import while parsing flags
+        return name
+    import torch
+    from evbench.harness.devices.modeled import is_modeled_device, modeled_devices
+
     if is_modeled_device(dev_part):
         if dev_part not in modeled_devices():
             raise DeviceError(f"{flag} {dev_part}: no such modeled device; modeled devices: "

@@ -250,3 +250,16 @@ def test_no_false_alarms_on_shipped_configurations_and_suites():
                             test_split=None, backend="torch")
         assert cells
         check_cells(cells, suite.path)
+
+
+def test_console_exit_status_is_2_across_a_process(tmp_path):
+    """The real process: a command's ``SystemExit("evbench: ...")`` message is one line and exit status 2 (not 1)."""
+    import subprocess
+    import sys
+
+    argv = ["run", "--resume", "--suite", "features"]  # nothing to resume in an empty folder
+    proc = subprocess.run([sys.executable, "-m", "evbench.harness.cli", *argv], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("evbench")]
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
