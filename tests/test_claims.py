@@ -291,7 +291,7 @@ def test_claim_latency_is_timed_through_measure_cell(monkeypatch: pytest.MonkeyP
     assert (lat["p50_ms"], lat["mean_ms"], lat["queries"]) == (row.latency_ms_p50, row.latency_ms_mean,
                                                                row.latency_queries)
     assert lat["queries"] >= 2 and lat["p50_ms"] > 0 and lat["frames_used"] == 2
-    assert meas.latency({"method": "uniform", "config": "lite", "knobs": {"frames": 2}}) is lat and len(rows) == 1
+    assert meas.latency({"method": "uniform", "config": "lite", "knobs": {"frames": 2}}) == lat and len(rows) == 1
 
 
 def test_fps_claim_needs_device_with_labelled_modeled_info() -> None:
@@ -305,6 +305,11 @@ def test_fps_claim_needs_device_with_labelled_modeled_info() -> None:
     modeled = [k for k in row["info"] if "modeled" in k.lower()]
     assert modeled, row["info"]
     assert all(k.startswith("MODELED") or "not available" in str(row["info"][k]) for k in modeled)
+    # the estimate is the measure_cell row of the modeled device (one path, one latency shape)
+    ms = row["info"]["MODELED jetson-nano-modeled: latency per clip (ms)"]
+    fps = row["info"]["MODELED jetson-nano-modeled: fps processed (frames run / s)"]
+    assert ms > 0 and fps == pytest.approx(4 * 1000.0 / ms)  # uniform lite: 4 frames per clip, one clip
+    assert row["info"]["MODELED jetson-nano-modeled: backend"].startswith("modeled:")
 
 
 def _run_with(tmp_path: Path, rows: list[dict]) -> Path:

@@ -47,7 +47,7 @@ class Measurer:
         self.latency_queries = latency_queries
         self._methods: dict[str, Any] = {}
         self._videos: dict[str, dict[str, Any]] = {}
-        self._latency: dict[str, dict[str, Any]] = {}
+        self._cells: dict[str, Any] = {}
 
     # -- building blocks ---------------------------------------------------------------
     def method(self, spec: Mapping[str, Any]) -> Any:
@@ -152,15 +152,39 @@ class Measurer:
             total += int(count) * self.module_sum(spec, [[name, shape]])
         return total
 
-    def latency(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Single-stream latency of one schedule on this CPU (cached), through the harness's one measurement path.
+    def cell(self, spec: Mapping[str, Any], knobs: Mapping[str, Any] | None, *, device: str = "cpu") -> Any:
+        """One measured cell of a spec's method, through the harness's one measurement path (cached).
 
         :func:`evbench.harness.measure.measure_cell` on one seeded random-normal
         clip (:class:`evbench.harness.data.RandomClips`, seed 0 — the clip
         :meth:`video` runs) at small :class:`~evbench.harness.settings.MeasureSettings`:
         batch 1, the method's warm-up on every forced path, ``latency_queries``
-        timed queries, no offline FPS, no executed-MAC count, no energy.  The
-        numbers are the :class:`~evbench.harness.row.CellResult`'s own fields.
+        timed queries, no offline FPS, no executed-MAC count, no energy.  On a
+        modeled device (``*-modeled``) the latency is the roofline model's.
+
+        Args:
+            spec: As for :meth:`method`.
+            knobs: Operating point.
+            device: ``"cpu"`` or a modeled device name.
+
+        Returns:
+            The :class:`~evbench.harness.row.CellResult`.
+        """
+        from evbench.harness.data import RandomClips
+        from evbench.harness.measure import measure_cell
+        from evbench.harness.settings import MeasureSettings
+
+        key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), dict(knobs or {}), device)
+        if key not in self._cells:
+            method = self.method(spec)
+            clips = RandomClips(tuple(method.example_input(1).shape[1:]), 1, seed=0)
+            settings = MeasureSettings(min_queries=self.latency_queries, min_duration_s=0.0, max_duration_s=30.0,
+                                       latency_clips=1, offline=False, count_executed=False, energy=False)
+            self._cells[key] = measure_cell(method, clips, settings, knobs=dict(knobs or {}), device=device)
+        return self._cells[key]
+
+    def latency(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Single-stream latency of one schedule on this CPU (:meth:`cell`, cached).
 
         Args:
             spec: As for :meth:`method`, plus ``knobs``.
@@ -170,21 +194,9 @@ class Measurer:
             ``latency_ms_mean``, ms per clip), ``queries``, ``gmacs_per_video``
             (GMACs), ``frames_used``, ``threads``.
         """
-        from evbench.harness.data import RandomClips
-        from evbench.harness.measure import measure_cell
-        from evbench.harness.settings import MeasureSettings
-
-        key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("knobs", {}))
-        if key not in self._latency:
-            method = self.method(spec)
-            clips = RandomClips(tuple(method.example_input(1).shape[1:]), 1, seed=0)
-            settings = MeasureSettings(min_queries=self.latency_queries, min_duration_s=0.0, max_duration_s=30.0,
-                                       latency_clips=1, offline=False, count_executed=False, energy=False)
-            row = measure_cell(method, clips, settings, knobs=dict(spec.get("knobs", {})), device="cpu")
-            self._latency[key] = {"p50_ms": row.latency_ms_p50, "mean_ms": row.latency_ms_mean,
-                                  "queries": row.latency_queries, "gmacs_per_video": row.gmacs_per_video,
-                                  "frames_used": row.frames_used, "threads": row.threads}
-        return self._latency[key]
+        row = self.cell(spec, spec.get("knobs"))
+        return {"p50_ms": row.latency_ms_p50, "mean_ms": row.latency_ms_mean, "queries": row.latency_queries,
+                "gmacs_per_video": row.gmacs_per_video, "frames_used": row.frames_used, "threads": row.threads}
 
     # -- stored results ------------------------------------------------------------------
     def _stored_rows(self, method: str | None, config: str, dataset: str | None = None,
@@ -335,26 +347,25 @@ class Measurer:
         return m
 
     def _modeled_fps(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """A roofline FPS estimate (``evbench.harness.devices.modeled``), labelled MODELED; a note when unavailable.
+        """A roofline FPS estimate, labelled MODELED; a note when unavailable.
 
-        The modeled p50 latency (ms per clip) of one seeded forward's trace.
+        The cell of the spec's operating point measured on the modeled device
+        (:meth:`cell`, ``device="<device>-modeled"``): its ``latency_ms_p50``
+        and ``fps_stream_processed`` / ``fps_stream_covered``.
         """
         name = spec.get("modeled_device", f"{spec['device']}-modeled")
         unavailable = "modeled estimate"
         try:
-            from evbench.harness.devices.modeled import model_latency
-
-            v = self.video(spec, spec.get("knobs"))
-            out = model_latency(self.method(spec), [v["trace"]], device=name, backend="torch")
+            row = self.cell(spec, spec.get("knobs"), device=name)
         except Exception as exc:  # noqa: BLE001 - the model is information only
             return {unavailable: f"not available ({type(exc).__name__}: {exc})"}
-        ms = float(out["latency_ms"]["p50"])
-        if not ms > 0:
+        ms = row.latency_ms_p50
+        if ms is None or not ms > 0:
             return {unavailable: f"not available (modeled latency {ms} ms)"}
-        return {f"MODELED {name}: backend": str(out.get("backend", "modeled")),
-                f"MODELED {name}: latency per clip (ms)": ms,
-                f"MODELED {name}: fps processed (frames run / s)": v["frames_used"] / (ms / 1e3),
-                f"MODELED {name}: fps covered (frames of video / s)": v["frames_total"] / (ms / 1e3)}
+        return {f"MODELED {name}: backend": str(row.backend),
+                f"MODELED {name}: latency per clip (ms)": float(ms),
+                f"MODELED {name}: fps processed (frames run / s)": row.fps_stream_processed,
+                f"MODELED {name}: fps covered (frames of video / s)": row.fps_stream_covered}
 
 
 def check_claims(claims: Iterable[Claim], *, results: Any = None, results_path: str | None = None,
