@@ -151,10 +151,27 @@ def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], s
     if args.data:
         from evbench.harness.checks import check_input_kind
         from evbench.harness.data import open_dataset
+        from evbench.harness.data.errors import DataError
 
         ds = open_dataset(args.data, split="all", frames=method.card.frames, size=max(method.card.resolution, 1))
         check_input_kind(method.card, ds, args.data)
-        inputs = [ds[i].x[None] for i in range(min(args.clips, len(ds)))]
+        dim = (getattr(ds, "feature_shape", None) or (0,))[-1]
+        if method.card.input_kind == "features" and dim and dim != method.card.feature_dim:
+            raise DataError(args.data, f"features have D={dim} but {args.method} [{args.config}] is built for "
+                                       f"D={method.card.feature_dim}: pass --set feature_dim={dim}")
+        inputs, bad = [], []
+        for i in range(len(ds)):  # a clip that fails to load (NaN features, corrupt video) is named and skipped
+            if len(inputs) == args.clips:
+                break
+            try:
+                inputs.append(ds[i].x[None])
+            except DataError as exc:
+                bad.append(str(exc))
+        if bad:
+            print(f"evbench: {len(bad)} clips skipped: " + "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else ""),
+                  file=sys.stderr)
+        if not inputs:
+            raise DataError(args.data, "no clip could be loaded" + (f" ({bad[0]})" if bad else " (empty dataset)"))
         return inputs, f"{len(inputs)} clips of {args.data}"
     from evbench.harness.data import RandomClips
 
@@ -164,7 +181,8 @@ def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], s
 
 #: ``evbench profile`` flags that set a :class:`~evbench.harness.settings.MeasureSettings` key (for messages).
 _PROFILE_FLAGS = {"min_queries": "--min-queries", "min_duration_s": "--min-duration", "offline": "--no-offline",
-                  "crosscheck": "--no-crosscheck", "latency_clips": "--clips", "max_clips": "--clips"}
+                  "crosscheck": "--no-crosscheck", "latency_clips": "--clips", "max_clips": "--clips",
+                  "max_seconds": "--max-seconds"}
 
 
 def _measure_overrides(items: list[str] | None, flag: str = "--measure") -> dict[str, Any]:
@@ -192,6 +210,8 @@ def profile_settings(args: argparse.Namespace) -> Any:
         given["min_queries"] = args.min_queries
     if args.min_duration is not None:
         given["min_duration_s"] = args.min_duration
+    if getattr(args, "max_seconds", None) is not None:
+        given["max_seconds"] = args.max_seconds
     settings = MeasureSettings.from_mapping(given, source="evbench profile", key_names=_PROFILE_FLAGS)
     extra = _measure_overrides(getattr(args, "measure", None))
     return settings.replace(source="evbench profile --measure", **extra) if extra else settings
@@ -246,7 +266,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         dataset = RandomClips(tuple(method.example_input(1).shape[1:]), args.clips, num_classes=num_classes)
     res = measure_cell(method, dataset, settings, knobs=knobs, device=args.device, backend=args.backend,
                        providers=_providers(args) if args.backend == "onnxruntime" else None,
-                       bundle_dir=args.bundle, trained=False)
+                       bundle_dir=args.bundle, trained=False,
+                       progress=not getattr(args, "quiet", False) and sys.stderr.isatty())  # tqdm per phase
     res.suite, res.config, res.overrides, res.applied_overrides = "profile", args.config, overrides, applied
     res.dataset_source, res.dataset_split = (args.data, args.split) if args.data else ("random", None)
     if getattr(args, "checkpoint", None):
@@ -302,6 +323,15 @@ def _print_profile(row: dict[str, Any]) -> None:
               f"p99 {row['latency_ms_p99']:.2f}  mean {row['latency_ms_mean']:.2f}")
     else:
         print("latency: not measured")
+    if row.get("latency_budget_limited"):
+        print(f"latency: only {row['latency_queries']} queries (< min_queries) within --max-seconds")
+    if row.get("latency_breakdown_ms"):
+        print(f"latency breakdown ms/clip ({row['latency_breakdown_queries']} hooked queries, mean "
+              f"{row['latency_breakdown_mean_ms']:.2f}): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in row["latency_breakdown_ms"].items())
+              + f"; harness overhead {_fmt(row.get('harness_overhead_ms'), '.4f')} ms/query")
+    if row.get("fps_offline_skipped_batches"):
+        print(f"offline batches skipped by --max-seconds: {row['fps_offline_skipped_batches']}")
     if row["max_abs_logit_diff"] is not None:
         print(f"max |logit onnxruntime - torch| {row['max_abs_logit_diff']:.2e}"
               f" (decisions {'match' if row['decisions_match'] else 'DIFFER'})")
@@ -369,11 +399,10 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method on a dataset's train split and save a checkpoint."""
+    from evbench.harness.checks import check_writable_file
     from evbench.harness.data import open_dataset
     from evbench.harness.registry import create_method
     from evbench.harness.training import TrainSpec, save_checkpoint, seed_everything, train_method
-
-    from evbench.harness.checks import check_writable_file
 
     check_writable_file(args.out)  # before training, not after
     probe = open_dataset(args.data, split="train", frames=1, size=1, cache_dir=args.cache_dir)
@@ -715,6 +744,7 @@ _FLAG_TYPES: dict[str, tuple[type, str]] = {
     "epochs": (int, "positive_int"), "num_classes": (int, "positive_int"), "opset": (int, "positive_int"),
     "slurm_gpus_per_task": (int, "positive_int"), "seed": (int, "non_negative_int"),
     "lr": (float, "positive_float"), "min_duration": (float, "non_negative_float"),
+    "max_seconds": (float, "positive_float"),
     "gmacs_per_frame": (float, "non_negative_float"),
 }
 
@@ -788,6 +818,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="any other measurement setting (repeatable), as in a suite's [measure] table: "
                          + ", ".join(_DEFAULTS.keys()))
     pr.add_argument("--threads", type=int, help="torch intra-op threads")
+    pr.add_argument("--max-seconds", type=float,
+                    help=f"time budget of the measurement, s (default {_DEFAULTS.max_seconds:g}): warm-up, latency "
+                         "window, breakdown and offline batches shrink to fit, and the row says what was cut")
+    pr.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is not a terminal)")
     pr.add_argument("--no-offline", action="store_true", help="skip offline FPS")
     pr.add_argument("--no-crosscheck", action="store_true", help="skip the ptflops cross-check")
     pr.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",

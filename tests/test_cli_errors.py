@@ -131,6 +131,8 @@ def _cases():
         ("features-to-pixel-method-train", [*TRAIN, "--data", "{feat_npz}", "--out", "{tmp}/x.pt"], "feat.npz"),
         ("features-to-pixel-method-export", ["export", *UNI, "--data", "{feat_npz}", "--out", "{tmp}/b"],
          "feat.npz"),
+        ("feature-dim-mismatch-export", ["export", "--method", "uniform", "--config", "features", "--data",
+                                         "{feat_npz}", "--out", "{tmp}/b"], "--set feature_dim=8"),
         ("pixels-to-feature-method", ["profile", "--method", "uniform", "--config", "features", "--data", "{gen}"],
          "{gen}"),
         ("negative-gmacs-per-frame-file", ["run", "--train", "{neggm_npz}", "--out", "{tmp}/r"], "neggm.npz"),
