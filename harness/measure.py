@@ -13,7 +13,6 @@ return plain dicts whose keys are column names of :class:`~evbench.harness.row.C
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections import Counter
@@ -323,7 +322,8 @@ def profile(
     counted.pop("per_video_gmacs", None)
     settings = DEFAULT_SETTINGS.replace(source="measure.profile", min_queries=min_queries,
                                         min_duration_s=float(min_duration_s), max_duration_s=float(max_duration_s),
-                                        offline=offline, offline_batches=list(offline_batches), energy=energy)
+                                        offline=offline, offline_batches=list(offline_batches), energy=energy,
+                                        breakdown=False, max_seconds=None)
     timed = _timed(method, xs, settings, device=dev, knobs=knobs, frames_used=counted["frames_used"])
     lat_d = timed["latency"]
     return {
@@ -342,53 +342,92 @@ def profile(
 
 
 def _timed(method: Method, xs: Sequence[torch.Tensor], settings: MeasureSettings, *, device: torch.device,
-           knobs: Mapping[str, Any], frames_used: float) -> dict[str, Any]:
-    """Single-stream latency (with memory and energy) and offline FPS of batch-1 clips ``xs`` already on ``device``.
+           knobs: Mapping[str, Any], frames_used: float, budget: Any = None, progress: bool = False) -> dict[str, Any]:
+    """Single-stream latency (with memory and energy), latency breakdown and offline FPS of batch-1 clips ``xs``.
 
     Warm-up runs every forced path of the card (``card.force_options``) and
     the first clips, then the timed queries cycle through ``xs`` (MLPerf
-    SingleStream; :func:`evbench.harness.timing.measure_latency`); offline
-    FPS tries ``settings.offline_batches`` (:func:`evbench.harness.timing.measure_offline_fps`).
+    SingleStream; :func:`evbench.harness.timing.measure_latency`); then, when
+    ``settings.breakdown``, a separate set of hooked queries
+    (:func:`evbench.harness.breakdown.measure_breakdown`) and the no-op
+    harness overhead; offline FPS tries ``settings.offline_batches``
+    (:func:`evbench.harness.timing.measure_offline_fps`).  A ``budget``
+    (:class:`evbench.harness.budget.Budget`) lowers the warm-up runs, caps
+    the latency window, the breakdown queries and skips offline batches that
+    would not fit, from a per-clip cost estimate (one un-timed query first).
 
     Returns:
         ``latency`` (:class:`~evbench.harness.timing.LatencyStats` as a dict,
         plus ``machine_state``/``noisy`` when the timing module records them),
         ``fps`` (frames/s or None), ``fps_offline_batch``, ``offline`` (the
-        offline result dict or None), ``peak_rss_mb``, ``peak_cuda_mb`` (MiB).
+        offline result dict or None), ``peak_rss_mb``, ``peak_cuda_mb`` (MiB),
+        ``breakdown`` (dict or None), ``harness_overhead_ms``,
+        ``latency_budget_limited``, ``fps_offline_skipped_batches`` and
+        ``budget_notes``.
     """
+    from evbench.harness.breakdown import harness_overhead_ms, make_query, measure_breakdown
+    from evbench.harness.budget import Budget
     from evbench.harness.devices.energy import open_meter
     from evbench.harness.memory import PeakMemory
     from evbench.harness.timing import measure_latency, measure_offline_fps
+    from tqdm.auto import tqdm
 
-    cycle = itertools.cycle(xs)
-
-    def query() -> None:
-        with torch.inference_mode():
-            method(next(cycle), knobs=knobs)
+    budget = budget if budget is not None else Budget(None)
+    query = make_query(method, xs, knobs)
+    t0 = time.perf_counter()
+    query()  # un-timed: the per-clip cost estimate the budget plans with
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    est_s = time.perf_counter() - t0
 
     warm = []
     for opt in method.card.force_options:
         warm.append(lambda o=opt: _forced(method, xs[0], knobs, o))
     for x in xs[: min(len(xs), 4)]:
         warm.append(lambda x=x: _forced(method, x, knobs, knobs.get("force")))
+    warmup_runs = budget.warmup_runs(settings.warmup_runs, len(warm) + 1, est_s)
+    min_d, max_d, capped = budget.latency_window(settings.min_duration_s, settings.max_duration_s,
+                                                 reserve_s=warmup_runs * (len(warm) + 1) * est_s)
+    name = method.card.name
+    bar = tqdm(total=settings.min_queries, desc=f"latency {name}", disable=not progress, leave=False)
     meter = open_meter(str(device)) if settings.energy else None
     with PeakMemory(device=device) as mem:
-        lat = measure_latency(query, device=device, warmup=warm, warmup_runs=settings.warmup_runs,
-                              min_queries=settings.min_queries, min_duration_s=settings.min_duration_s,
-                              max_duration_s=settings.max_duration_s, energy_meter=meter)
-    fps = None
+        lat = measure_latency(query, device=device, warmup=warm, warmup_runs=warmup_runs,
+                              min_queries=settings.min_queries, min_duration_s=min_d,
+                              max_duration_s=max_d, energy_meter=meter,
+                              on_query=(lambda n: bar.update(1)) if progress else None)
+    bar.close()
+    limited = bool(capped and lat.n < settings.min_queries)
+    query_s = lat.mean / 1000.0
+    breakdown, overhead = None, None
+    if settings.breakdown:
+        n_bd = budget.breakdown_queries(min(settings.breakdown_queries, settings.min_queries), query_s)
+        if n_bd >= 1:
+            with tqdm(total=1, desc=f"breakdown {name} ({n_bd} hooked queries)", disable=not progress,
+                      leave=False) as b2:
+                breakdown = measure_breakdown(method, xs, knobs=knobs, device=device, queries=n_bd)
+                overhead = harness_overhead_ms(xs, device=device)
+                b2.update(1)
+    fps, skipped = None, None
     if settings.offline:
         def run_batch(b: int) -> None:
             batch = torch.cat([xs[i % len(xs)] for i in range(b)])
             with torch.inference_mode():
                 method(batch, knobs=knobs)
 
-        fps = measure_offline_fps(run_batch, frames_per_item=max(1, round(frames_used)), device=device,
-                                  batch_sizes=settings.offline_batches,
-                                  min_duration_s=min(1.0, settings.min_duration_s))
+        off_min_s = min(1.0, settings.min_duration_s)
+        kept, skipped = budget.offline_batches(settings.offline_batches, query_s, off_min_s)
+        if kept:
+            with tqdm(total=len(kept), desc=f"offline {name}", disable=not progress, leave=False) as b3:
+                fps = measure_offline_fps(run_batch, frames_per_item=max(1, round(frames_used)), device=device,
+                                          batch_sizes=kept, min_duration_s=off_min_s,
+                                          on_batch=lambda b: b3.update(1))
     return {"latency": lat.to_dict(), "fps": fps["fps"] if fps else None,
             "fps_offline_batch": fps["best_batch"] if fps else None, "offline": fps,
-            "peak_rss_mb": mem.peak_rss_mb, "peak_cuda_mb": mem.peak_cuda_mb}
+            "peak_rss_mb": mem.peak_rss_mb, "peak_cuda_mb": mem.peak_cuda_mb,
+            "breakdown": breakdown, "harness_overhead_ms": overhead, "latency_budget_limited": limited,
+            "fps_offline_skipped_batches": skipped if settings.offline else None,
+            "budget_notes": dict(budget.notes) if budget.limited else None}
 
 
 def _forced(method: Method, x: torch.Tensor, knobs: Mapping[str, Any], force: Any) -> None:
@@ -603,9 +642,11 @@ def measure_cell(
         evbench.harness.api.KnobError: A knob the method does not declare.
         ValueError: Unknown backend or modeled device; NaN logits.
     """
+    from evbench.harness.budget import Budget
     from evbench.harness.devices.modeled import is_modeled_device
     from evbench.harness.env import fingerprint
 
+    budget = Budget(settings.max_seconds)  # settings.max_seconds: the whole measurement, from here
     if backend not in ("torch", "onnxruntime"):
         raise ValueError(f"backend {backend!r}: choose from torch, onnxruntime")
     knobs = dict(knobs or {})
@@ -683,7 +724,8 @@ def measure_cell(
         dev = torch.device(run_device)
         xs = [c.to(dev) for c in clips]
         res.timed_start = time.time()
-        timed = _timed(measured, xs, settings, device=dev, knobs=knobs, frames_used=res.frames_used or 1.0)
+        timed = _timed(measured, xs, settings, device=dev, knobs=knobs, frames_used=res.frames_used or 1.0,
+                       budget=budget, progress=progress)
         res.timed_end = time.time()
         lat = timed["latency"]
         res.latency_ms_p50, res.latency_ms_p90, res.latency_ms_p99 = lat["p50"], lat["p90"], lat["p99"]
@@ -695,6 +737,13 @@ def measure_cell(
         res.peak_rss_mb, res.peak_cuda_mb = timed["peak_rss_mb"], timed["peak_cuda_mb"]
         res.energy_j_per_clip, res.energy_source = lat.get("energy_j_per_query"), lat.get("energy_source")
         res.threads = torch.get_num_threads()
+        bd = timed["breakdown"] or {}  # harness/breakdown.py: hooked queries after the latency window
+        res.latency_breakdown_ms, res.latency_breakdown_mean_ms = bd.get("latency_breakdown_ms"), bd.get(
+            "latency_breakdown_mean_ms")
+        res.latency_breakdown_queries, res.harness_overhead_ms = bd.get("latency_breakdown_queries"), timed[
+            "harness_overhead_ms"]
+        res.latency_budget_limited, res.budget_notes = timed["latency_budget_limited"], timed["budget_notes"]
+        res.fps_offline_skipped_batches = timed["fps_offline_skipped_batches"]
         for k, v in stream_fps(res.frames_used, res.frames_total, lat["mean"]).items():
             setattr(res, k, v)
     res.conventions = dict(CONVENTIONS)

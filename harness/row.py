@@ -219,6 +219,20 @@ class CellResult:
     energy_samples: int | None = col("int", "timing", "power samples integrated into energy_j_per_clip",
                                      short="samples", fmt="count")
     threads: int | None = col("int", "timing", "torch intra-op threads", short="threads", fmt="count")
+    # {role: ms per clip} of the costed modules (outermost active only) + "other", over a separate set of hooked
+    # batch-1 queries after the latency window; the parts sum to latency_breakdown_mean_ms (harness/breakdown.py)
+    latency_breakdown_ms: dict | None = col("dict", "timing")
+    latency_breakdown_mean_ms: float | None = col(
+        "float", "timing", "ms, mean wall clock of the hooked breakdown queries (latency_breakdown_ms sums to it)",
+        **_MS)
+    latency_breakdown_queries: int | None = col("int", "timing", "hooked queries of latency_breakdown_ms",
+                                                short="queries", fmt="count")
+    harness_overhead_ms: float | None = col(
+        "float", "timing", "ms per query, the harness's own cost: the latency loop around a no-op method (p50)",
+        **_MS)
+    latency_budget_limited: bool | None = col("bool", "timing")  # max_seconds forced < min_queries queries
+    fps_offline_skipped_batches: list | None = col("list", "timing")  # offline batches skipped by max_seconds
+    budget_notes: dict | None = col("dict", "timing")  # what the max_seconds budget cut (harness/budget.py)
     decode_ms_mean: float | None = col("float", "timing", "ms per video, PyAV decode (cache misses only)", **_MS)
     preprocess_ms_mean: float | None = col("float", "timing", "ms per video, resize/crop/normalise", **_MS)
     cache_hit_fraction: float | None = col("float", "timing", "fraction 0-1 of test clips served from the frame cache",

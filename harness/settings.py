@@ -63,6 +63,18 @@ class MeasureSettings:
             around the latency queries, when one is readable.
         crosscheck: Cross-check every static module's fvcore GMACs with
             ptflops (both backends) — ``ptflops_crosscheck`` column.
+        breakdown: After the latency window, time a separate set of hooked
+            queries split by costed module role (``latency_breakdown_ms``,
+            :mod:`evbench.harness.breakdown`) and the harness's own cost per
+            query (``harness_overhead_ms``).
+        breakdown_queries: Hooked queries of the breakdown, at most (fewer
+            when the budget forces it).
+        max_seconds: Wall-time budget of the whole measurement, s, from the
+            start of :func:`~evbench.harness.measure.measure_cell` (``None``:
+            unlimited).  The default keeps a ``paper`` profile under 3 minutes
+            on a 2-core CPU: warm-up runs, the latency window, the breakdown
+            and the offline batch list shrink to fit (:mod:`evbench.harness.budget`),
+            and the row says what was cut.
     """
 
     latency: bool = field(default=True, metadata=_spec("bool", "measure latency, offline FPS, memory, energy"))
@@ -81,6 +93,11 @@ class MeasureSettings:
     per_file: bool = field(default=False, metadata=_spec("bool", "time the decoding of every file"))
     energy: bool = field(default=True, metadata=_spec("bool", "read the platform energy counter"))
     crosscheck: bool = field(default=False, metadata=_spec("bool", "ptflops cross-check of static modules"))
+    breakdown: bool = field(default=True, metadata=_spec("bool", "latency breakdown by costed module role (hooks)"))
+    breakdown_queries: int = field(default=32, metadata=_spec("int", "hooked queries of the breakdown at most",
+                                                              minimum=1))
+    max_seconds: float | None = field(default=150.0, metadata=_spec(
+        "float", "s, wall-time budget of the cell's measurement (none: unlimited)", minimum=0.0, optional=True))
 
     def __post_init__(self) -> None:
         """Validate (the constructor is as strict as :meth:`from_mapping`).

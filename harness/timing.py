@@ -323,6 +323,7 @@ def measure_latency(
     energy_meter: Any = None,
     machine_state: bool = True,
     noisy_share: float | None = None,
+    on_query: Callable[[int], Any] | None = None,
 ) -> LatencyStats:
     """Single-stream latency of ``run`` (MLPerf LoadGen SingleStream scenario).
 
@@ -376,6 +377,8 @@ def measure_latency(
             flag it ``noisy`` (:mod:`evbench.harness.machine_state`).
         noisy_share: Noisy threshold, cores used by other processes during the
             timed phase (default ``$EVBENCH_NOISY_SHARE`` or 0.25).
+        on_query: Called with the number of queries timed so far after each
+            query, outside its timed interval (e.g. a progress bar's update).
 
     Returns:
         A :class:`LatencyStats` with per-query latencies in ms.
@@ -455,6 +458,8 @@ def measure_latency(
                 samples.append((t1 - t0) / _NS_PER_MS)
                 h1 = t1
             elapsed = h1 - t_start
+            if on_query is not None:
+                on_query(len(samples))
         energy = energy_meter.stop() if energy_meter is not None else None
         if window is not None:
             window.__exit__(None, None, None)
@@ -510,6 +515,7 @@ def measure_offline_fps(
     max_memory_mb: float | None = None,
     min_calls: int = 2,
     clock: Clock | None = None,
+    on_batch: Callable[[int], Any] | None = None,
 ) -> dict[str, Any]:
     """Offline throughput in sampled frames per second (MLPerf LoadGen Offline).
 
@@ -553,6 +559,7 @@ def measure_offline_fps(
         max_memory_mb: Optional memory budget in MiB (see above).
         min_calls: Minimum timed calls per batch size (>= 1).
         clock: Nanosecond clock (tests); default ``time.perf_counter_ns``.
+        on_batch: Called with each batch size once it is measured (progress).
 
     Returns:
         A JSON-serialisable dict (integer ``per_batch`` keys become strings in
@@ -650,6 +657,8 @@ def measure_offline_fps(
             fps = items * frames_per_item
             per_items[b] = items
             per_batch[b] = fps
+            if on_batch is not None:
+                on_batch(b)
             if fps > best_fps * (1.0 + OFFLINE_IMPROVEMENT):
                 misses = 0
             else:

@@ -8,6 +8,11 @@
   "Long-term Recurrent Convolutional Networks", CVPR 2015; the LSTM baseline of
   AR-Net and LiteEval): ``LSTMCell(D -> H)`` over frames, classifier on the
   last hidden state.
+* ``uniform_stream`` — the TSN baseline frame by frame: the same network,
+  one backbone call per frame as a camera stream delivers them, frame logits
+  averaged as they arrive.  Same logits and GMACs as ``uniform``; its latency
+  is the fair reference for sequential early-exit methods (which also run one
+  frame at a time), so a report can tell batching from adaptivity.
 * configuration ``features`` — the same on pre-extracted per-frame features
   ``(B, T, D)``; the feature extractor's cost is declared per frame.
 
@@ -69,14 +74,22 @@ class Uniform(Method):
         gmacs_per_frame: Declared cost of one input feature (features), GMACs.
         hidden: LSTM hidden size.
         dropout: Dropout before the classifier (training only).
+        streaming: Inference frame by frame, as a camera stream delivers
+            them: frame t gets its own backbone call on ``(B, 3, R, R)`` and
+            the consensus is accumulated (running sum of frame logits / the
+            LSTM state) — the same network, logits and GMACs as the batched
+            call on ``(B·k, 3, R, R)``, but no batching across frames (the
+            fair latency reference for sequential early-exit methods).
+            Training is batched either way.
     """
 
     def __init__(
         self, *, name: str, num_classes: int, config: str, input_kind: str, consensus: str, frames: int,
         backbone: str = "", resolution: int = 0, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
-        hidden: int = 512, dropout: float = 0.5,
+        hidden: int = 512, dropout: float = 0.5, streaming: bool = False,
     ) -> None:
         super().__init__()
+        self.streaming = bool(streaming)
         if consensus not in ("avg", "lstm"):
             raise ValueError(f"consensus must be 'avg' or 'lstm', got {consensus!r}")
         self.num_classes = num_classes
@@ -111,6 +124,21 @@ class Uniform(Method):
             h, c = self.rnn(feats[:, t], (h, c))
         return self.head(self.dropout(h))
 
+    def _logits_stream(self, x: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        """Frame-by-frame inference: one encoder call per selected frame ``(B, 3, R, R)``, consensus accumulated."""
+        b = x.shape[0]
+        if self.consensus == "avg":
+            acc = None
+            for t in idx:
+                z = self.head(self.dropout(self.encoder(x[:, t])))
+                acc = z if acc is None else acc + z
+            return acc / len(idx)
+        h = x.new_zeros(b, self.hidden)
+        c = x.new_zeros(b, self.hidden)
+        for t in idx:
+            h, c = self.rnn(self.encoder(x[:, t]), (h, c))
+        return self.head(self.dropout(h))
+
     def forward(self, x: torch.Tensor, *, knobs: Mapping[str, Any] | None = None) -> Output:
         """Logits ``(B, C)`` from the selected frames; trace lists encoder and head steps.
 
@@ -118,7 +146,7 @@ class Uniform(Method):
             KnobError: Unknown knob.
         """
         idx = self._select(x, knobs)
-        logits = self._logits(x, idx)
+        logits = self._logits_stream(x, idx) if self.streaming else self._logits(x, idx)
         return Output(logits, [self._trace(idx) for _ in range(x.shape[0])],
                       [{"frames": idx} for _ in range(x.shape[0])])
 
@@ -157,7 +185,7 @@ class Uniform(Method):
         return loss, {"ce": loss.item(), "train_top1": acc}
 
 
-def _card_fn(name: str, consensus: str):
+def _card_fn(name: str, consensus: str, streaming: bool = False):
     def card(*, config: str, input_kind: str = "pixels", frames: int, backbone: str = "", resolution: int = 0,
              feature_dim: int = 0, **_: Any) -> MethodCard:
         is_lstm = consensus == "lstm"
@@ -165,7 +193,8 @@ def _card_fn(name: str, consensus: str):
         sweep = tuple(k for k in (1, 2, 4, 8, 16) if k < frames) + (0,)
         return MethodCard(
             name=name,
-            title=("LSTM over frames" if is_lstm else "TSN uniform") + (f" ({backbone} @{resolution})" if pixels else " (features)"),
+            title=("LSTM over frames" if is_lstm else "TSN uniform") + (", frame by frame (streaming)" if streaming else "")
+            + (f" ({backbone} @{resolution})" if pixels else " (features)"),
             paper=LRCN_PAPER if is_lstm else TSN_PAPER,
             doi=LRCN_DOI if is_lstm else TSN_DOI,
             code="https://github.com/yjxiong/temporal-segment-networks" if not is_lstm else "",
@@ -178,20 +207,22 @@ def _card_fn(name: str, consensus: str):
                             low=0, high=frames),),
             stages=("joint",),
             config=config,
-            notes="Random initialisation (no ImageNet download); dropout only in training.",
+            notes="Random initialisation (no ImageNet download); dropout only in training."
+            + (" Streaming: one backbone call per frame as a camera delivers them, logits averaged as they "
+               "arrive; same network and GMACs as the batched baseline." if streaming else ""),
         )
 
     card.__doc__ = f"The {name} card of a configuration (no network is built); see :class:`Uniform`."
     return card
 
 
-def _builder(name: str, consensus: str):
+def _builder(name: str, consensus: str, streaming: bool = False):
     def build(*, num_classes: int, config: str = "paper", input_kind: str = "pixels", frames: int,
               backbone: str = "", resolution: int = 0, feature_dim: int = 0, gmacs_per_frame: float = 0.0,
               hidden: int = 512, dropout: float = 0.5) -> Uniform:
         return Uniform(name=name, num_classes=num_classes, config=config, input_kind=input_kind, consensus=consensus,
                        frames=frames, backbone=backbone, resolution=resolution, feature_dim=feature_dim,
-                       gmacs_per_frame=gmacs_per_frame, hidden=hidden, dropout=dropout)
+                       gmacs_per_frame=gmacs_per_frame, hidden=hidden, dropout=dropout, streaming=streaming)
 
     build.__doc__ = (f"Uniform {consensus} baseline on pixels (B, T, 3, R, R) or features (B, T, D); "
                      "see :class:`Uniform`.")
@@ -202,6 +233,10 @@ build_uniform = register_method("uniform", configs=CONFIGS, card=_card_fn("unifo
                                 summary="TSN: average of frame logits over uniform frames")(_builder("uniform", "avg"))
 build_uniform_lstm = register_method("uniform_lstm", configs=CONFIGS, card=_card_fn("uniform_lstm", "lstm"),
                                      summary="LSTM over uniformly sampled frames")(_builder("uniform_lstm", "lstm"))
+build_uniform_stream = register_method(
+    "uniform_stream", configs=CONFIGS, card=_card_fn("uniform_stream", "avg", streaming=True),
+    summary="TSN uniform frame by frame (one backbone call per frame, as a stream delivers them)",
+)(_builder("uniform_stream", "avg", streaming=True))
 
 
 # =============================================================================== converter

@@ -43,7 +43,7 @@ from evbench.reports.format import (
 )
 from evbench.reports.modeled import find_validation, modeled_section
 from evbench.reports.pareto import pareto_frontier
-from evbench.reports.plots import plot_histograms, plot_pareto
+from evbench.reports.plots import plot_breakdown, plot_histograms, plot_pareto
 from evbench.reports.sections import (
     ID_COLUMNS,
     data_errors_frame,
@@ -339,6 +339,19 @@ def _dataset_section(
             rec.insert(0, "frontier", spec.key)
             rec.insert(0, "dataset_section", ds)
             frontiers.append(rec)
+    bd_paths = plot_breakdown(sub, out_stem=out_dir / f"ds{slug(ds, k)}_latency_breakdown",
+                              title=f"{ds}: where the latency goes")
+    if bd_paths:
+        png, svg = bd_paths[0].name, bd_paths[1].name
+        parts.append("<h3>Latency breakdown per cell</h3>")
+        parts.append(
+            f'<figure><img src="{esc(png)}" alt="latency breakdown by module role">'
+            "<figcaption>ms per clip (batch 1) inside each costed module role (outermost costed module "
+            "only, forward hooks) and <i>other</i> (Python control flow, framework dispatch, the harness), over "
+            "a separate set of hooked queries after the latency window; black tick: the unhooked p50. "
+            "Streaming baselines run one frame per call (no batching across frames). "
+            f'<a href="{esc(png)}">PNG</a> · <a href="{esc(svg)}">SVG</a></figcaption></figure>'
+        )
     hist_paths = plot_histograms(sub, out_stem=out_dir / f"ds{slug(ds, k)}_decisions", title=ds)
     pngs = [p for p in hist_paths if p.suffix == ".png"]
     if pngs:

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-__all__ = ["plot_histograms", "plot_pareto"]
+__all__ = ["plot_breakdown", "plot_histograms", "plot_pareto"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
 _DPI = 150
@@ -359,3 +359,90 @@ def plot_histograms(
         stem = Path(out_stem)
         written += _save(fig, stem.with_name(f"{stem.name}_{column}"))
     return written
+
+
+#: Stacking order of the latency breakdown's roles (others follow alphabetically, ``other`` last).
+_ROLE_ORDER = ("input", "policy", "backbone", "head")
+_ROLE_COLOURS = {"input": "tab:purple", "policy": "tab:orange", "backbone": "tab:blue", "head": "tab:green",
+                 "other": "lightgrey"}
+
+
+def plot_breakdown(
+    df: pd.DataFrame,
+    *,
+    out_stem: Path,
+    title: str,
+    column: str = "latency_breakdown_ms",
+    max_cells: int = 60,
+) -> list[Path]:
+    """Stacked horizontal bars: per finished cell, ms per clip in each costed module role and ``other``.
+
+    ``latency_breakdown_ms`` (role -> ms per clip, dict or JSON string; see
+    :mod:`evbench.harness.breakdown`) comes from a separate set of hooked
+    batch-1 queries; each bar is labelled with the cell and, when measured,
+    its unhooked p50 (``latency_ms_p50``) is drawn as a black tick for
+    comparison.  Cells are grouped by device (one bar label suffix per device
+    when several).
+
+    Args:
+        df: Results table.
+        out_stem: Output path without suffix; ``.png`` and ``.svg`` are written.
+        title: Figure title.
+        column: The breakdown column.
+        max_cells: At most this many bars (the title says when cells were left out).
+
+    Returns:
+        The written ``[png, svg]`` paths; empty when no cell has a breakdown.
+    """
+    data = ok_rows(df).reset_index(drop=True)
+    if column not in data.columns:
+        return []
+    several_devices = text_column(data, "device", "").nunique() > 1
+    cells: list[tuple[str, dict[str, float], float]] = []
+    for _, row in data.iterrows():
+        parts: dict[str, float] = {}
+        for k, v in parse_mapping(row[column]).items():
+            try:
+                value = float(v)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                parts[str(k)] = max(value, 0.0)
+        if not parts or sum(parts.values()) <= 0:
+            continue
+        name = cell_name(row)
+        if several_devices and not is_missing(row.get("device")):
+            name += f" @ {row['device']}"
+        p50 = pd.to_numeric(pd.Series([row.get("latency_ms_p50")]), errors="coerce").iloc[0]
+        cells.append((name, parts, float(p50) if np.isfinite(p50) else math.nan))
+    if not cells:
+        return []
+    omitted = max(0, len(cells) - max_cells)
+    cells = cells[:max_cells]
+    roles = sorted({r for _, p, _ in cells for r in p},
+                   key=lambda r: (r == "other", _ROLE_ORDER.index(r) if r in _ROLE_ORDER else len(_ROLE_ORDER), r))
+    synthetic = _synthetic(df)
+    fig = Figure(figsize=(10.0, 1.2 + 0.28 * len(cells)), layout="constrained")
+    ax = fig.add_subplot()
+    heading = title + (f" (first {max_cells} cells; {omitted} more in results.csv)" if omitted else "")
+    ax.set_title(_mpl(_title(heading, synthetic)), fontsize=11, color="firebrick" if synthetic else "black")
+    pos = np.arange(len(cells))
+    left = np.zeros(len(cells))
+    extra = 0
+    for role in roles:
+        width = np.array([p.get(role, 0.0) for _, p, _ in cells])
+        colour = _ROLE_COLOURS.get(role)
+        if colour is None:
+            colour = _colour(5 + extra)
+            extra += 1
+        ax.barh(pos, width, left=left, color=colour, edgecolor="white", linewidth=0.4, label=_mpl(role))
+        left += width
+    p50 = np.array([c[2] for c in cells])
+    if np.isfinite(p50).any():
+        ax.scatter(p50, pos, marker="|", s=160, color="black", zorder=5, label="p50 (unhooked)")
+    ax.set_yticks(pos, [_mpl(n if len(n) <= 44 else n[:43] + "…") for n, _, _ in cells], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per clip, batch 1 (hooked queries; parts sum to their mean)")
+    ax.grid(True, axis="x", alpha=0.3, linewidth=0.6)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _save(fig, Path(out_stem))
