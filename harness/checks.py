@@ -10,9 +10,10 @@ catches anything broader than the error it converts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from evbench.harness.errors import UserError
@@ -28,6 +29,7 @@ __all__ = [
     "devices_arg",
     "check_device",
     "check_overrides",
+    "overrides_blamed",
     "check_cells",
     "check_input_fits",
     "check_build_fits",
@@ -290,6 +292,32 @@ def check_overrides(method: str, config: str, overrides: Mapping[str, Any], *,
             default = params[key].default
         if default is not inspect.Parameter.empty and default is not None:
             _check_value(key, value, default, where)
+
+
+@contextlib.contextmanager
+def overrides_blamed(method: str, config: str, overrides: Mapping[str, Any]) -> Iterator[None]:
+    """Around a method's build: a ``ValueError`` of the builder becomes a :class:`BuildOptionError` naming the overrides.
+
+    Builders check their arguments with ``ValueError`` (``dropout`` outside
+    [0, 1], an unknown ``input_kind``...).  When the user gave overrides,
+    such an error is theirs to fix; without overrides (a shipped
+    configuration) it stays what it is, a bug, with its traceback.
+
+    Args:
+        method: Method name.
+        config: Configuration name.
+        overrides: The user's overrides (``--set``, ``--frames``...).
+
+    Raises:
+        BuildOptionError: The builder raised ``ValueError`` and ``overrides`` is non-empty.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        if not overrides or isinstance(exc, UserError):
+            raise
+        given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise BuildOptionError(f"{method} [{config}] with overrides {given}: {exc}") from exc
 
 
 def check_cells(cells: Sequence[Any], source: str) -> None:

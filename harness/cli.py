@@ -135,10 +135,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def _build_method(args: argparse.Namespace) -> Any:
     """The method named by ``--method/--config/...``, with ``--checkpoint`` loaded."""
     import torch
+    from evbench.harness.checks import overrides_blamed
     from evbench.harness.registry import create_method
 
     torch.manual_seed(0)
-    method = create_method(args.method, config=args.config, num_classes=args.num_classes, **_overrides(args))
+    overrides = _overrides(args)
+    with overrides_blamed(args.method, args.config, overrides):  # a builder's ValueError on a --set value
+        method = create_method(args.method, config=args.config, num_classes=args.num_classes, **overrides)
     if getattr(args, "checkpoint", None):
         from evbench.harness.training import load_checkpoint_into
 
@@ -252,8 +255,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         num_classes = args.num_classes or len(dataset.class_names)
     else:
         dataset, num_classes = None, args.num_classes or 200
-    method, applied = build_method(args.method, args.config, overrides, num_classes,
-                                   dataset if dataset is not None else [], seed=0)
+    from evbench.harness.checks import overrides_blamed
+
+    with overrides_blamed(args.method, args.config, overrides):  # a builder's ValueError on a --set value
+        method, applied = build_method(args.method, args.config, overrides, num_classes,
+                                       dataset if dataset is not None else [], seed=0)
     if getattr(args, "checkpoint", None):
         from evbench.harness.training import load_checkpoint_into
 
@@ -407,7 +413,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_writable_file(args.out)  # before training, not after
     probe = open_dataset(args.data, split="train", frames=1, size=1, cache_dir=args.cache_dir)
     seed_everything(args.seed)  # initial weights follow --seed too
-    method = create_method(args.method, config=args.config, num_classes=len(probe.class_names), **_overrides(args))
+    from evbench.harness.checks import overrides_blamed
+
+    overrides = _overrides(args)
+    with overrides_blamed(args.method, args.config, overrides):  # a builder's ValueError on a --set value
+        method = create_method(args.method, config=args.config, num_classes=len(probe.class_names), **overrides)
     from evbench.harness.checks import check_input_kind
 
     check_input_kind(method.card, probe, args.data)  # features for a pixel method, or the reverse

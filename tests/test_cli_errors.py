@@ -83,6 +83,10 @@ def _cases():
                            "gmacs_per_frame=NaN"], "gmacs_per_frame"),
         ("set-negative-gmacs", ["profile", "--method", "uniform", "--config", "features", "--set",
                                 "gmacs_per_frame=-2"], "gmacs_per_frame"),
+        ("set-value-the-builder-refuses", [*PROFILE, "--set", "dropout=2"], "dropout=2"),
+        ("set-value-the-builder-refuses-train", [*TRAIN, "--data", "{gen}", "--set", "input_kind=\"video\"",
+                                                 "--out", "{tmp}/x.pt"],
+         "input_kind='video'"),
         ("set-num-classes", [*PROFILE, "--set", "num_classes=3"], "--num-classes"),
         ("unknown-backbone", [*PROFILE, "--backbone", "resnet9000"], "resnet9000"),
         # numeric flags
