@@ -7,10 +7,12 @@ measurement starts; the timed phases ask it, from a per-clip cost estimate
 (the first un-timed query, then the measured latency mean), how much of each
 phase fits:
 
-* warm-up: the runs per warm-up path are lowered (never below 1) so that the
-  warm-up takes at most :data:`WARMUP_SHARE` of the remaining time;
+* warm-up: the runs per warm-up path are lowered (never below 1), and the
+  per-clip paths cut to one, so that the warm-up takes at most
+  :data:`WARMUP_SHARE` of the remaining time where it can (every forced path
+  — one per input shape — is always warmed once);
 * latency: the timed window is capped at :data:`LATENCY_SHARE` of what
-  remains after the warm-up — MLPerf's minimum query count
+  remains after the warm-up and 3 reserved breakdown queries — MLPerf's minimum query count
   (``min_queries``, 64) is kept unless that cap forces fewer, which the row
   says (``latency_budget_limited``, ``latency_queries``);
 * latency breakdown: at most :data:`BREAKDOWN_SHARE` of what remains;
@@ -78,6 +80,21 @@ class Budget:
             self.notes["warmup_runs"] = runs
         return runs
 
+    def warmup_clips(self, wanted: int, fixed_paths: int, query_s: float) -> int:
+        """Clips warmed up besides the ``fixed_paths`` forced paths: all ``wanted`` unless one run of each overruns.
+
+        With a deadline, when one warm-up run of every path (``fixed_paths +
+        wanted``) would take more than :data:`WARMUP_SHARE` of the remaining
+        time, only one clip path is kept (the forced paths, one per input
+        shape, always are).
+        """
+        if not self.limited or wanted <= 1 or query_s <= 0:
+            return wanted
+        if (fixed_paths + wanted) * query_s <= WARMUP_SHARE * self.remaining():
+            return wanted
+        self.notes["warmup_clips"] = 1
+        return 1
+
     def latency_window(self, min_duration_s: float, max_duration_s: float,
                        reserve_s: float = 0.0) -> tuple[float, float, bool]:
         """``(min_duration_s, max_duration_s, capped)`` of the latency window within the budget.
@@ -99,10 +116,12 @@ class Budget:
         return min(min_duration_s, cap), cap, True
 
     def breakdown_queries(self, wanted: int, query_s: float) -> int:
-        """Hooked breakdown queries that fit :data:`BREAKDOWN_SHARE` of the remaining time (0: none fits)."""
+        """Hooked breakdown queries that fit :data:`BREAKDOWN_SHARE` of the remaining time, or at least 3
+        when 3 fit in all of it (the latency window reserved them); 0 when none fits."""
         if not self.limited or query_s <= 0:
             return wanted
-        n = min(wanted, int(BREAKDOWN_SHARE * self.remaining() / query_s))
+        left = self.remaining()
+        n = min(wanted, max(int(BREAKDOWN_SHARE * left / query_s), min(3, int(left / query_s))))
         if n < wanted:
             self.notes["breakdown_queries"] = n
         return max(n, 0)

@@ -383,11 +383,14 @@ def _timed(method: Method, xs: Sequence[torch.Tensor], settings: MeasureSettings
     warm = []
     for opt in method.card.force_options:
         warm.append(lambda o=opt: _forced(method, xs[0], knobs, o))
-    for x in xs[: min(len(xs), 4)]:
+    clip_paths = budget.warmup_clips(min(len(xs), 4), len(warm) + 1, est_s)  # >= 1; fewer when over budget
+    for x in xs[:clip_paths]:
         warm.append(lambda x=x: _forced(method, x, knobs, knobs.get("force")))
     warmup_runs = budget.warmup_runs(settings.warmup_runs, len(warm) + 1, est_s)
-    min_d, max_d, capped = budget.latency_window(settings.min_duration_s, settings.max_duration_s,
-                                                 reserve_s=warmup_runs * (len(warm) + 1) * est_s)
+    n_reserved = min(3, settings.breakdown_queries) if settings.breakdown else 0  # a minimal breakdown fits
+    min_d, max_d, capped = budget.latency_window(
+        settings.min_duration_s, settings.max_duration_s,
+        reserve_s=(warmup_runs * (len(warm) + 1) + n_reserved) * est_s)
     name = method.card.name
     bar = tqdm(total=settings.min_queries, desc=f"latency {name}", disable=not progress, leave=False)
     meter = open_meter(str(device)) if settings.energy else None

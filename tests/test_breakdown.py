@@ -179,6 +179,10 @@ def test_budget_plans_with_a_fake_clock() -> None:
     assert kept == [1, 4] and skipped == [16]  # 1: 3 s, 4: 12 s (15 of 50), 16: 48 s does not fit
     assert b.notes["offline_skipped"] == [16]
     assert b.breakdown_queries(32, query_s=1.0) == 20
+    assert b.breakdown_queries(32, query_s=10.0) == 3  # 3 fit in the 50 s left (reserved by the latency window)
+    assert b.breakdown_queries(32, query_s=60.0) == 0
+    assert b.warmup_clips(4, fixed_paths=2, query_s=1.0) == 4  # 6 s <= 20 % of 50 s
+    assert b.warmup_clips(4, fixed_paths=8, query_s=1.0) == 1 and b.notes["warmup_clips"] == 1
     unlimited = Budget(None)
     assert unlimited.remaining() == math.inf
     assert unlimited.offline_batches([4, 1], 100.0, 1.0) == ([1, 4], [])
@@ -290,3 +294,13 @@ def test_report_draws_breakdown_bars(tmp_path) -> None:
     html = index.read_text()
     assert "Latency breakdown per cell" in html
     assert (tmp_path / "report" / "ds0_latency_breakdown.png").is_file() or "latency_breakdown.png" in html
+
+
+def test_profile_max_seconds_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    from evbench.harness.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["profile", "--method", "uniform", "--config", "lite", "--max-seconds", "-1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--max-seconds" in err[0]
