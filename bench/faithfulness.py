@@ -245,18 +245,18 @@ CASES: dict[str, Case] = {c.key: c for c in [
          gains={"new_fc": 6.0, "policy.linear": 15.0}),
     Case("arnet", "paper", "official", {}, 5, {}, (224, 168, 112, 84),
          official={"backbones": ("resnet50", "resnet34", "resnet18"), "resolutions": (224, 168, 112, 84),
-                   "frames": 16}, gains={"policy.linear": 15.0, "heads": 3.0, "lite_fc": 3.0}),
+                   "frames": 16}, gains={"policy.rnn": 12.0, "policy.linear": 12.0, "heads": 3.0, "lite_fc": 3.0}),
     Case("arnet", "reduced", "official",
          {"backbones": ["resnet18", "resnet18", "resnet18"], "resolutions": [64, 48, 32], "policy_resolution": 24,
-          "frames": 6}, 5, {}, (64, 48, 32, 24),
-         official={"backbones": ("resnet18", "resnet18", "resnet18"), "resolutions": (64, 48, 32, 24), "frames": 6},
-         gains={"policy.linear": 15.0, "heads": 3.0, "lite_fc": 3.0}),
+          "frames": 8}, 5, {}, (64, 48, 32, 24),
+         official={"backbones": ("resnet18", "resnet18", "resnet18"), "resolutions": (64, 48, 32, 24), "frames": 8},
+         gains={"policy.rnn": 12.0, "policy.linear": 12.0, "heads": 3.0, "lite_fc": 3.0}),
     Case("uniform", "paper", "paper", {}, 5, {}, (), official={"backbone": "resnet50", "resolution": 224, "frames": 16}),
     Case("uniform", "reduced", "paper", {"backbone": "resnet18", "resolution": 64, "frames": 4}, 5, {}, (),
          official={"backbone": "resnet18", "resolution": 64, "frames": 4}),
-    Case("tlee", "paper", "official", {}, 5, {"first_threshold": 0.7, "layer_threshold": 0.7}, _tlee_forced(10),
+    Case("tlee", "paper", "official", {}, 5, {"first_threshold": 0.95, "layer_threshold": 0.75}, _tlee_forced(10),
          per_input=3, official={"backbone": "resnet50", "output_dim": 2048}, gains={"classifier": 4.0, "gate": 3.0}),
-    Case("tlee", "reduced", "official", {"backbone": "resnet18"}, 5, {"first_threshold": 0.7, "layer_threshold": 0.7},
+    Case("tlee", "reduced", "official", {"backbone": "resnet18"}, 5, {"first_threshold": 0.95, "layer_threshold": 0.75},
          ("2@layer2", "3@layer4", "10@layer3"), per_input=2, official={"backbone": "resnet18", "output_dim": 512},
          gains={"classifier": 4.0, "gate": 3.0}),
     Case("frameexit", "paper", "paper", {}, 5, {"first_threshold": 0.7}, tuple(range(1, 11)), per_input=2,
@@ -435,6 +435,12 @@ def _argmax(row: torch.Tensor) -> int:
     return int(row.argmax())
 
 
+def _fixed(k: int) -> Callable[[torch.Tensor], int]:
+    def choice(row: torch.Tensor) -> int:
+        return k
+    return choice
+
+
 # =============================================================================== official builders and runners
 
 
@@ -509,7 +515,7 @@ class _RSEE(_Official):
         t, _, s, _ = x.shape
         flat = x.reshape(t * 3, s, s)
         inputs = [flat.unsqueeze(0)] + [self.rescale(None, flat, (r, r)).unsqueeze(0) for r in self.resolutions[1:]]
-        choice = _argmax if force is None else (lambda row, k=self.resolutions.index(int(force)): k)
+        choice = _argmax if force is None else _fixed(self.resolutions.index(int(force)))
         with official_imports(self.repo), _patched(torch.nn.functional, "gumbel_softmax", _onehot_gumbel(choice)), \
                 torch.no_grad():
             out, r, exit_t, _ = self.model.forward_irte(input=inputs, tau=1e-6, isTraining=False)
@@ -571,11 +577,8 @@ class _ARNet(_Official):
             return out[0], None
         inputs = [flat.unsqueeze(0)] + [self.rescale(None, flat, (r, r)).unsqueeze(0) for r in self.resolutions[1:]]
         n_pred = len(self.case.official["backbones"]) + 1
-        if force is None:
-            choice = _argmax
-        else:
-            k = self.resolutions.index(int(force))  # branches in order, then the policy head (the last resolution)
-            choice = (lambda row, k=k: k)
+        # forced: branches in order, then the policy head (the last resolution)
+        choice = _argmax if force is None else _fixed(self.resolutions.index(int(force)))
         with official_imports(self.repo), _patched(torch.nn.functional, "gumbel_softmax", _onehot_gumbel(choice)), \
                 torch.no_grad():
             out, r_all, _, _ = self.model(input=inputs, tau=1e-6)

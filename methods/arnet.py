@@ -37,6 +37,17 @@ times both with the same decisions.
 test path (``validate`` → ``F.gumbel_softmax(p_t, tau, True)``) samples Gumbel
 noise even at test time, so its decisions are random; evbench's are not.
 
+**Official weights** (configuration ``official``; :func:`load_official_arnet`
+selects the same settings by default): ``downscale="nearest"`` — the official
+``ops/dataset.py`` derives the 168/112/84 px inputs (the policy's included) from
+the normalised 224 px crop by nearest-neighbour interpolation, whereas evbench's
+own configurations use antialiased bilinear — and ``rollout="official"`` — the
+official policy roll-out on skipped frames (the policy still runs, the hidden
+state is held, the cell state moves on) and the all-zero logits of an
+all-skipped clip.  With these, ``python -m evbench.bench.faithfulness`` finds
+the official ``TSN_Ada.forward`` logits reproduced to ≤ 1e-4 and identical
+decisions under forced and arg-max policies, at every resolution.
+
 **Training** (§3.3, Eq. 10–12, ``main_base.py``): Gumbel-softmax
 straight-through on the log-probabilities, ``τ = 5·exp(−0.045·epoch)``; loss
 ``(1−α)·CE + α·E[GMACs per frame] + β·‖u − mean(u)‖₂`` with ``u`` the batch's
@@ -62,9 +73,11 @@ full feature here).  Either way the accuracy is that of a policy that sees a
 projection of the full feature, which a cheap extractor would not give.
 
 Departures from the official code, all deliberate: arg-max inference (above);
-the LSTM *cell* state is also frozen during skipped frames (the official code
-keeps updating ``cx`` on skipped frames, because it runs the policy on every
-frame, and only restores ``hx``); the all-skipped fallback (above); lite
+with ``rollout="evbench"`` (``paper``, ``lite``) the LSTM *cell* state is also
+frozen during skipped frames (the official code keeps updating ``cx`` on
+skipped frames, because it runs the policy on every frame, and only restores
+``hx``) and the all-skipped fallback (above); antialiased downscaling outside
+``official``; lite
 configurations may skip backbone training in the joint stage and warm up each
 branch on a random share of the frames (``joint_backbones`` /
 ``warmup_all_frames``, CPU budget); finetune runs only the chosen branch per
@@ -977,7 +990,8 @@ def arnet_card(*, config: str, input_kind: str = "pixels", frames: int = 16,
                policy_resolution: int = 84, policy_head: bool = True, feature_dim: int = 0,
                gmacs_per_frame: float = 0.0, policy_input: str = "cheap",
                policy_input_ratio: float = PAPER_POLICY_RATIO, warmup_all_frames: bool = True,
-               joint_backbones: bool = True, **_: Any) -> MethodCard:
+               joint_backbones: bool = True, downscale: str = "antialias", rollout: str = "evbench",
+               **_: Any) -> MethodCard:
     """The AR-Net card of a configuration (no network is built); arguments as for :func:`build_arnet`.
 
     The paper's mAP and GMACs (Table 1) and the per-module GMACs are claims of the claims registry
@@ -995,10 +1009,18 @@ def arnet_card(*, config: str, input_kind: str = "pixels", frames: int = 16,
             resolution=max(res), resolutions=force, knobs=_knob_specs(),
             force_options=force, stages=("warmup", "joint", "finetune"),
             upper_bound_knobs={"force": max(res)}, config=config,
-            notes=("Inference: arg-max decisions (the official test path samples Gumbel noise); only the chosen "
-                   "branch runs per frame, frames grouped per branch across the batch; skipped frames run nothing. "
-                   "All frames skipped: logits = lite_fc(final policy state) (official: zeros). Skipped frames "
-                   "also freeze the LSTM cell state (official keeps updating cx). Random initialisation "
+            notes=(f"downscale={downscale}" + (" (official ops/dataset.py rescale_proc)" if downscale == "nearest"
+                   else " (the official pipeline uses nearest: config 'official' for official weights)")
+                   + f"; rollout={rollout}: " + (
+                       "as officially, the policy CNN and LSTM run on skipped frames too (costed), the hidden state "
+                       "is held and the cell state moves on, and an all-skipped clip gets zero logits (class 0). "
+                       if rollout == "official" else
+                       "skipped frames run nothing and freeze the policy state (official: the policy runs on every "
+                       "frame and keeps updating cx); all frames skipped: logits = lite_fc(final policy state) "
+                       "(official: zeros). ")
+                   + "Inference: arg-max decisions (the official test path samples Gumbel noise); only the chosen "
+                   "branch runs per frame, frames grouped per branch across the batch (the official model runs "
+                   "every backbone on every frame and masks the logits — same outputs). Random initialisation "
                    "(no ImageNet download); load official weights with evbench.methods.arnet.load_official_arnet."
                    + ("" if warmup_all_frames and joint_backbones else
                       " CPU budget: branch backbones fixed in the joint stage, warm-up on a random share of "

@@ -17,6 +17,15 @@ on [``z_t``, ``z_{t−1}``]; the last frame always exits.  The prediction at
 exit ``t`` is ``classifiers.{t}(z_t)`` — one classifier and one gate per time
 step; classifiers of frames that do not exit are not run (as officially).
 
+**Forced schedules** (``knobs={"force": n}``, n = 1…T): every video exits after
+the first ``n`` frames of the order (``classifiers.{n−1}``), the gates before it
+still run — cost and latency at a paper's exit-step mix.  **Faithfulness**
+(``python -m evbench.bench.faithfulness``): the official
+``ConditionalFrameExitInferenceModel`` driven by ``inference.py``'s loop and
+evbench agree to ≤ 1e-4 with identical exit steps, free and forced.  Departures:
+per-sample decisions in a batch (official: sample 0 of a batch of 1); the
+classifier of an exiting step runs only for the exiting samples.
+
 The released gates output the probability of *continuing*
 (``gate_selection`` exits when the thresholded sigmoid is 0), so the exit
 probability is ``sigmoid(−logit)`` and the ``threshold`` knob (the gate
@@ -358,7 +367,9 @@ def frameexit_card(*, config: str, input_kind: str = "pixels", frames: int = 10,
         force_options=tuple(range(1, frames + 1)),
         upper_bound_knobs={"threshold": 1.01, "first_threshold": 1.01},
         config=config,
-        notes=("Gate threshold knob (monotone). Gates and classifiers are per time step, as released. Costs "
+        notes=("force=n exits every video after n frames (forced exit-step schedule). Per-sample decisions "
+               "(official: sample 0 of a batch of 1). "
+               "Gate threshold knob (monotone). Gates and classifiers are per time step, as released. Costs "
                "include MLP, classifiers and gates, which the official inference.py (4.12 GMACs/frame) omits. "
                "No official training code: two stages (classifiers, then gates with pseudo-labels "
                "CE <= beta*exp(t/2)). Random initialisation unless an official checkpoint is loaded."),

@@ -44,6 +44,17 @@ frames of the batch (the official per-time-step batch of ``B`` fails for
 ``B = 1``); the fixed clip length ``T`` (the official evaluation reads every
 frame of a video at 1 fps, ``--num-frames`` ≥ 128).
 
+**Official sizes** (configuration ``official``): the official model is the
+recurrent part alone on pre-extracted features — fine 2048-d (ResNet-101),
+coarse 1280-d (MobileNetV2), ``proj_mlp`` 2048, ``small_proj_mlp`` 512, cells
+2048 / 512 (``models/lite_eval.py``).  ``official`` takes that pair per frame,
+concatenated ``[fine | coarse]`` (``(B, T, 3328)``), with no learned coarse
+projection, so :func:`load_official_liteeval` loads an official checkpoint with
+no override; costs are declared (0.08 GMACs coarse every frame, 7.82 fine on
+fine frames, official ``evaluate.py``).  ``python -m evbench.bench.faithfulness``
+finds the official ``LiteEval.forward`` logits reproduced to ≤ 1e-4 with
+identical gate decisions, free and forced (``fine``/``coarse``).
+
 **Feature variant** (``input_kind="features"``, ``x`` of shape ``(B, T, D)``):
 coarse = ``coarse_proj`` (``ReLU(Linear(D → d))``, a cheap learned projection of
 the frame feature — the feature-level analogue of the coarse CNN); fine = the

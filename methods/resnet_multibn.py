@@ -24,9 +24,11 @@ once (a list through ``ModuleParallel``), so each BatchNorm — the four in the
 ``Bottleneck.forward`` passes ``spec`` to ``bn1/bn2/bn3`` but calls
 ``self.downsample(x)`` without it, and ``BatchNorm2dParallel`` without ``spec``
 enumerates its input list — a list of one tensor — so the four downsample
-BatchNorms always use bank 0, the 224 px bank.  :meth:`MultiBNResNet.forward`
-takes ``downsample_bank`` to reproduce that (``downsample_bank=0``) or, by
-default, uses the same bank everywhere, as the official training does.
+BatchNorms always use bank 0, the 224 px bank.  :attr:`MultiBNResNet.downsample_bank`
+reproduces that (``0``) or, when ``None`` (default), the same bank is used
+everywhere, as the official training does; ``forward(..., downsample_bank=)``
+overrides it per call.  Being an attribute, the mode is baked into an exported
+graph (ONNX backend) like the bank itself.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class MultiBNResNet(ResNet):
         self.dim = dim
         self.out_dim = fc_dim or dim
         self._banks = [m for m in self.modules() if isinstance(m, MultiBatchNorm2d)]
+        #: Bank of the downsample BatchNorms at inference (None: the chosen bank; 0: the official test path).
+        self.downsample_bank: int | None = None
         #: The BatchNorms of the ``downsample`` shortcuts (``layer{1..4}.0.downsample.1``).
         self._downsample_banks = [m for name, m in self.named_modules()
                                   if isinstance(m, MultiBatchNorm2d) and ".downsample." in f".{name}."]
@@ -136,11 +140,13 @@ class MultiBNResNet(ResNet):
             raise ValueError(f"input side {side} px is not one of the resolutions {self.resolutions}") from None
 
     def forward(self, x: torch.Tensor, bank: int | None = None, *,  # type: ignore[override]
-                downsample_bank: int | None = None) -> torch.Tensor:
+                downsample_bank: int | None | str = "default") -> torch.Tensor:
         """``(N, 3, r, r)`` → ``(N, out_dim)`` using bank ``bank`` (default: the bank of ``r``).
 
-        ``downsample_bank`` selects another bank for the downsample BatchNorms
-        (see the module docstring; ``None`` = the same bank).
+        ``downsample_bank`` selects the bank of the downsample BatchNorms (see the
+        module docstring): ``"default"`` = :attr:`downsample_bank`, ``None`` = the
+        same bank as the rest (training), an int = that bank.
         """
-        self.set_bank(self.bank_of(x.shape[-1]) if bank is None else bank, downsample_bank)
+        ds = self.downsample_bank if downsample_bank == "default" else downsample_bank
+        self.set_bank(self.bank_of(x.shape[-1]) if bank is None else bank, ds)
         return super().forward(x)

@@ -35,6 +35,37 @@ Per frame ``t`` in temporal order (10 frames in the paper):
 Samples of a batch are independent: each step runs only on the samples that
 have not exited, grouped by chosen resolution.
 
+**Two BatchNorm modes** (build key ``bn_mode``; ``inference_settings`` reports it
+and the result row records the configuration that set it):
+
+* ``"official"`` — the official *test* path exactly: ``Bottleneck.forward``
+  passes ``spec=chosen_reso`` to ``bn1/bn2/bn3`` but calls ``self.downsample(x)``
+  without it, so the four downsample BatchNorms (``layer{1..4}.0.downsample.1``)
+  always normalise with bank 0, the 224 px bank (``ops/parallel_resnet.py``,
+  ``ops/parallel.py``).  Configuration ``official`` and :func:`load_official_rsee`
+  (by default) select it: official checkpoints are evaluated the way their
+  published numbers were.
+* ``"consistent"`` — every BatchNorm uses the chosen resolution's bank, which is
+  what the official *training* does (all resolutions are fed as a list, bank
+  ``i`` ↔ resolution ``i`` everywhere, downsample included).  Default for
+  evbench-trained weights (``paper``, ``lite``), whose training and inference
+  then agree.
+
+With official weights the two differ only at 168/112/84 px (bank 0 is the
+224 px bank): forced lower-resolution logits change by O(1) and free decisions
+change (``bench/faithfulness.py``).  Both modes cost the same.
+
+**Downscaling** (build key ``downscale``): the official pipeline derives the
+168/112/84 px inputs from the normalised 224 px crop by nearest-neighbour
+interpolation (``ops/dataset.py`` ``rescale_proc``); configuration ``official``
+does the same (``"nearest"``), also for the selector's 84 px input; evbench's
+own configurations use antialiased bilinear.
+
+**Faithfulness** (``python -m evbench.bench.faithfulness``): with
+``config="official"`` and arg-max (or forced) decisions, logits match the
+official ``forward_irte`` to ≤ 1e-4 and decisions are identical at every
+resolution, on seeded random weights loaded through :func:`load_official_rsee`.
+
 Training (the official scripts, two stages, ``card.stages``):
 
 * ``backbone`` (``--irte``, ``train_irte``): every resolution through its own
@@ -226,6 +257,7 @@ class RSEE(Method):
             self.policy.encoder.downscale = self.downscale
             self.lite_fc = nn.Linear(hidden, num_classes)  # official ``lite_fc``: loaded, never run
             self.backbone = MultiBNResNet(backbone, self.resolutions, fc_dim=None)
+            self.backbone.downsample_bank = 0 if bn_mode == "official" else None
             dim = self.backbone.out_dim
         elif input_kind == "features":
             self.resolutions = ()
@@ -258,6 +290,8 @@ class RSEE(Method):
         if bn_mode not in BN_MODES:
             raise ValueError(f"rsee: bn_mode must be one of {', '.join(BN_MODES)}; got {bn_mode!r}")
         self.bn_mode = bn_mode
+        if self.input_kind == "pixels":
+            self.backbone.downsample_bank = 0 if bn_mode == "official" else None
 
     # -- inference -------------------------------------------------------------------
     def _bias_vector(self, bias: float, like: torch.Tensor) -> torch.Tensor:
@@ -358,8 +392,7 @@ class RSEE(Method):
             sel = (choice == bank).nonzero().reshape(-1)
             if sel.numel() == 0:
                 continue
-            f = self.backbone(resize_frames(frames.index_select(0, sel), r, self.downscale), bank,
-                              downsample_bank=0 if self.bn_mode == "official" else None)
+            f = self.backbone(resize_frames(frames.index_select(0, sel), r, self.downscale), bank)
             feats.index_copy_(0, sel, f.to(feats.dtype))
             rec.add([ids[j] for j in sel.tolist()], t, "backbone", (3, r, r), "backbone")
         return feats, choice, pstate
@@ -430,7 +463,7 @@ class RSEE(Method):
             loss = x.new_zeros(())
             logs: dict[str, float] = {}
             for bank, r in enumerate(self.resolutions):
-                out = self.new_fc(self.backbone(resize_frames(flat, r, self.downscale), bank)
+                out = self.new_fc(self.backbone(resize_frames(flat, r, self.downscale), bank, downsample_bank=None)
                                   ).view(b, t_total, -1).mean(1)
                 term = ce(out, y)
                 loss = loss + term
@@ -457,7 +490,8 @@ class RSEE(Method):
         self.backbone.eval()
         with torch.no_grad():
             flat = x.flatten(0, 1)
-            bank_feats = torch.stack([self.backbone(resize_frames(flat, r, self.downscale), i).view(b, t_total, -1)
+            bank_feats = torch.stack([self.backbone(resize_frames(flat, r, self.downscale), i,
+                                                    downsample_bank=None).view(b, t_total, -1)
                                       for i, r in enumerate(self.resolutions)], dim=2)  # (B, T, K, D)
         self.backbone.train(was)
         state = self.policy.init_state(b, x)
@@ -550,7 +584,8 @@ def load_official_rsee(method: RSEE, source: str | Mapping[str, torch.Tensor], *
 
 def rsee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, backbone: str = "resnet50",
               resolutions: Sequence[int] = (224, 168, 112, 84), policy_backbone: str = "mobilenet_v2",
-              feature_dim: int = 0, **_: Any) -> MethodCard:
+              feature_dim: int = 0, bn_mode: str = "consistent", downscale: str = "antialias",
+              **_: Any) -> MethodCard:
     """The RSEE card of a configuration (no network is built); arguments as for :class:`RSEE`.
 
     The abstract's reductions, speed-ups, Jetson FPS and the official per-resolution GMACs are claims of
@@ -566,8 +601,15 @@ def rsee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, back
                               "resolution (highest first): > 0 favours low resolutions, < 0 high ones",
                               (-4.0, -2.0, 0.0, 2.0, 4.0)))
     notes = (
+        f"bn_mode={bn_mode}: " + ("the official test path (the four downsample BatchNorms stay on the 224 px bank, "
+        "ops/parallel_resnet.py)" if bn_mode == "official" else "every BatchNorm on the chosen resolution's bank, "
+        "as the official training (the official test path keeps the downsample BatchNorms on bank 0: use "
+        "config 'official' or load_official_rsee for official weights)") + f"; downscale={downscale}"
+        + (" (official ops/dataset.py rescale_proc)" if downscale == "nearest" else " (the official pipeline uses "
+        "nearest)") + ". "
         "Deterministic arg-max resolution choice; the official test path samples the policy "
-        "(F.gumbel_softmax with tau=1e-6 is argmax(log p + Gumbel noise)). Frozen backbone in eval mode during the "
+        "(F.gumbel_softmax with tau=1e-6 is argmax(log p + Gumbel noise)); the official test path decides on "
+        "sample 0 of a batch (run with batch 1), here per sample. Frozen backbone in eval mode during the "
         "policy stage. lite_fc is loaded but never run (RSEE discards it). Cost: fvcore counts BN 2/element, "
         "the official thop table 4/element (affine) and adaptive avg-pool (k+1)/output: 4.11/2.51/1.08/0.69 vs "
         "4.13/2.53/1.09/0.69 GMACs at 224/168/112/84. Random initialisation (no ImageNet download)."

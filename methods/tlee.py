@@ -34,6 +34,24 @@ temporal exit — GMACs/video is monotone in it.  ``layer_threshold`` and
 ``first_threshold`` are further knobs (not monotone in general: a deeper frame
 changes the accumulated feature the gate sees).
 
+**Forced schedules** (``knobs={"force": "<n>@<layer>"}``, ``card.force_options``):
+the first ``n`` frames of the order each stop at ``layer`` and the video exits
+at the ``n``-th — so cost and latency can be measured at a paper's exit-frame /
+exit-layer mix (a weighted sum of schedules).  Gates and classifiers still run
+where the free path evaluates them.
+
+**Input normalisation** (build key ``input_norm``): the official UCF101
+configuration normalises with its own Kinetics statistics (mean [0.43216,
+0.394666, 0.37645], std [0.22803, 0.22145, 0.216989]); configuration
+``official`` re-normalises the harness's ImageNet-normalised frames to them
+(:class:`evbench.methods.common.InputNorm`, exact, uncounted), the other
+configurations keep ImageNet statistics.  ``inference_settings`` reports it.
+
+**Faithfulness** (``python -m evbench.bench.faithfulness``): the official
+``TLEEModel`` driven by ``main.py``'s ``test_fine`` loop and evbench agree to
+≤ 1e-4 in the logits with identical decisions, free and under every forced
+schedule, on seeded weights loaded through :func:`load_official_tlee`.
+
 Departures from the official code (each documented where it happens):
 
 * The classifier runs only where its output is used (the official code
@@ -567,7 +585,7 @@ def load_official_tlee(method: TLEE, source: str | Mapping[str, torch.Tensor]) -
 
 
 def tlee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, backbone: str = "resnet50",
-              resolution: int = 224, feature_dim: int = 0, **_: Any) -> MethodCard:
+              resolution: int = 224, feature_dim: int = 0, input_norm: str = "imagenet", **_: Any) -> MethodCard:
     """The TLEE card of a configuration (no network is built); arguments as for :class:`TLEE`.
 
     The official cost table and thresholds are claims of the claims registry (``tlee-*``), not card data.
@@ -583,6 +601,10 @@ def tlee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, back
                  "first_threshold (official 0.99)", (0.9, 0.99, 1.01), low=0.0),
     )
     notes = (
+        f"input_norm={input_norm}" + (" (the official configuration's Kinetics statistics)" if input_norm == "kinetics"
+        else " (the official configuration normalises with Kinetics statistics: config 'official' for official "
+        "weights)") + ". force='<n>@<layer>' runs a forced exit schedule. Per-sample decisions (the official "
+        "test loop decides on sample 0 of a batch of 1). "
         "threshold = the temporal gate threshold (monotone GMACs); layer_threshold and first_threshold are "
         "separate knobs. The last frame exits at its first exit point (layer2), as the official code does. "
         "Honest FPS: decisions carry frames_processed vs frames_covered; the official time_test.py divides "
