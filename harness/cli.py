@@ -926,7 +926,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="report directory (default RUN/report)")
     rp.add_argument("--title")
     rp.set_defaults(func=cmd_report)
-    from evbench.harness import cli_nightly  # history, compare, nightly; --history on run and report
+    # history, compare, nightly; --history on run and report
+    from evbench.harness import cli_nightly
 
     cli_nightly.add_parsers(sub, run=r, report=rp)
     _check_flag_types(sub)
