@@ -154,6 +154,12 @@ class FrameExit(Method):
         self.mlp = MultiLayerPerceptron(dim, mlp_dim)
         self.classifiers = nn.ModuleList([nn.Linear(mlp_dim, num_classes) for _ in range(frames)])
         self.exit_selector = nn.ModuleList([ExitingGate(mlp_dim) for _ in range(frames - 1)])
+    @property
+    def inference_settings(self) -> dict[str, Any]:
+        """Input handling a result row records: ImageNet statistics (as the official configurations), downscaling."""
+        pixels = self.input_kind == "pixels"
+        return {"input_norm": "imagenet" if pixels else None, "downscale": "antialias" if pixels else None}
+
     # -- inference -------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *, knobs: Mapping[str, Any] | None = None) -> Output:
         """Run FrameExit with realised savings.

@@ -205,6 +205,13 @@ class _LiteEvalBase(Method):
     def _res_names(self) -> tuple[Any, Any]:
         raise NotImplementedError
 
+    @property
+    def inference_settings(self) -> dict[str, Any]:
+        """Input handling a result row records (pixels: ImageNet statistics, antialiased coarse downscaling)."""
+        pixels = isinstance(self, LiteEval)
+        return {"input_norm": "imagenet" if pixels else None, "downscale": "antialias" if pixels else None,
+                "paired_features": bool(getattr(self, "paired", False))}
+
     def _step_trace(self, t: int) -> list[TraceStep]:
         c = self.core
         return [TraceStep(t, "core.small_rnn", (c.coarse_embed,), role="policy"),
