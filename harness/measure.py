@@ -665,6 +665,7 @@ def measure_cell(
         knobs=knobs, dataset=getattr(dataset, "name", None), dataset_synthetic=bool(getattr(dataset, "synthetic", False)),
         dataset_note=getattr(dataset, "note", "") or "", device=device, backend=backend, precision="fp32",
         modeled=modeled, resolution=card.resolution, measure_settings=settings.to_dict(), trained=bool(trained),
+        inference_settings=dict(getattr(method, "inference_settings", None) or {}) or None,
     )
     measured, on_ort = method, backend == "onnxruntime" and not modeled
     if on_ort:

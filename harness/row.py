@@ -101,6 +101,9 @@ class CellResult:
     config: str | None = col("str", "identity")
     overrides: dict | None = col("dict", "identity")
     applied_overrides: dict | None = col("dict", "identity")
+    # method.inference_settings: how the inputs and decisions are made, e.g. RSEE {bn_mode, downscale}, AR-Net
+    # {downscale, rollout}, TLEE {input_norm}; which official test path (if any) a cell reproduces
+    inference_settings: dict | None = col("dict", "identity")
     knobs: dict | None = col("dict", "identity")
     label: str | None = col("str", "run")
     paper: str | None = col("str", "identity")

@@ -165,3 +165,19 @@ def test_row_round_trips_through_json():
                      noisy=False, machine_state={"load_1min": 0.1})
     back = CellResult.from_row(json.loads(json.dumps(res.to_row())))
     assert back.to_row() == res.to_row()
+
+
+def test_row_records_the_inference_settings_of_an_official_test_path() -> None:
+    """RSEE's official configuration (downsample BatchNorms on the 224 bank, nearest downscaling) is in the row."""
+    from evbench.harness.data import RandomClips
+    from evbench.harness.measure import measure_cell
+    from evbench.harness.registry import create_method
+    from evbench.harness.settings import MeasureSettings
+
+    for config, expected in (("lite", {"bn_mode": "consistent", "downscale": "antialias"}),
+                             ("official", {"bn_mode": "official", "downscale": "nearest"})):
+        method = create_method("rsee", config="lite", num_classes=3,
+                               **({"bn_mode": "official", "downscale": "nearest"} if config == "official" else {}))
+        clips = RandomClips(tuple(method.example_input(1).shape[1:]), 2, seed=0)
+        row = measure_cell(method, clips, MeasureSettings(latency=False)).to_row()
+        assert {k: row["inference_settings"][k] for k in expected} == expected
