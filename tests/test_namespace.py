@@ -21,3 +21,20 @@ def test_package_data_is_inside_the_package() -> None:
 
     assert VALIDATION_PATH.is_file()
     assert "evbench" in VALIDATION_PATH.parts or VALIDATION_PATH.parent.name == "devices"
+
+
+def test_every_subpackage_is_listed_for_the_wheel() -> None:
+    """pyproject.toml lists packages explicitly (package-dir mapping): a new subpackage must be added there."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {"evbench"}
+    for name, folder in cfg["package-dir"].items():
+        if name == "evbench":
+            continue
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder).parts
+            found.add(".".join((name, *rel)))
+    assert found == set(cfg["packages"])
