@@ -23,6 +23,21 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _key_values(items: list[str] | None, flag: str, what: str, error: type[Exception]) -> list[tuple[str, Any]]:
+    """``FLAG KEY=VALUE`` items as ``(key, value)`` pairs, values parsed as JSON (else kept as text).
+
+    Raises:
+        error: An item without ``=`` or with an empty key; the message names ``flag`` and ``what`` it sets.
+    """
+    pairs = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise error(f"{flag} expects KEY=VALUE{what}, got {item!r}")
+        pairs.append((key.strip(), _parse_value(value.strip())))
+    return pairs
+
+
 def _parse_knobs(items: list[str] | None) -> dict[str, Any]:
     """``--knob KEY=VALUE`` items as a dict (values parsed as JSON, else kept as text).
 
@@ -32,13 +47,7 @@ def _parse_knobs(items: list[str] | None) -> dict[str, Any]:
     """
     from evbench.harness.api import KnobError
 
-    knobs: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise KnobError(f"--knob expects KEY=VALUE, got {item!r}")
-        knobs[key.strip()] = _parse_value(value.strip())
-    return knobs
+    return dict(_key_values(items, "--knob", "", KnobError))
 
 
 #: Build flags and the builder keyword each sets (for messages).
@@ -66,12 +75,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value is not None:
             out[name], flags[name] = value, flag
-    for item in getattr(args, "set", None) or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise BuildOptionError(f"--set expects KEY=VALUE (a builder option), got {item!r}")
-        out[key.strip()] = _parse_value(value.strip())
-        flags.pop(key.strip(), None)
+    for key, value in _key_values(getattr(args, "set", None), "--set", " (a builder option)", BuildOptionError):
+        out[key] = value
+        flags.pop(key, None)
     if getattr(args, "method", None):
         check_overrides(args.method, args.config, out, flags=flags)
         held = max(getattr(args, "clips", None) or 1, getattr(args, "batch_size", None) or 1)
@@ -190,13 +196,10 @@ _PROFILE_FLAGS = {"min_queries": "--min-queries", "min_duration_s": "--min-durat
 
 def _measure_overrides(items: list[str] | None, flag: str = "--measure") -> dict[str, Any]:
     """``--measure KEY=VALUE`` items as a settings mapping (values parsed as JSON, else kept as text)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"evbench: {flag} expects KEY=VALUE (a [measure] setting), got {item!r}")
-        out[key.strip()] = _parse_value(value.strip())
-    return out
+    def usage(message: str) -> SystemExit:
+        return SystemExit(f"evbench: {message}")
+
+    return dict(_key_values(items, flag, " (a [measure] setting)", usage))
 
 
 def profile_settings(args: argparse.Namespace) -> Any:
