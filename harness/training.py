@@ -39,7 +39,8 @@ from evbench.harness.api import Method
 
 __all__ = ["TrainSpec", "TrainReport", "train_method", "save_checkpoint", "load_checkpoint",
            "load_checkpoint_into", "iterate_batches",
-           "seed_everything", "deterministic_algorithms", "run_seeds"]
+           "seed_everything", "deterministic_algorithms", "run_seeds", "validation_split", "validation_metrics",
+           "curve_path", "write_curve"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class TrainSpec:
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
         seed: Seed for init, sampling and shuffling.
+        val_fraction: Fraction of the train split held out of training as a
+            validation split for the training curves (``0``: none; every train
+            clip is trained on).  Carved per class like the test carve-out
+            (:func:`~evbench.harness.data.sampling.blocked_stratified_split`
+            by clip id), so it never holds a test clip and is never trained on.
     """
 
     epochs: int = 8
@@ -59,11 +65,15 @@ class TrainSpec:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    val_fraction: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON)."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                "weight_decay": self.weight_decay, "seed": self.seed}
+        """Plain dict (JSON); ``val_fraction`` only when set (older cell ids unchanged)."""
+        out = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+               "weight_decay": self.weight_decay, "seed": self.seed}
+        if self.val_fraction:
+            out["val_fraction"] = self.val_fraction
+        return out
 
 
 @dataclass
@@ -74,7 +84,11 @@ class TrainReport:
         seconds: Wall time, s.
         steps: Optimiser steps.
         clips_seen: Training clips consumed (all epochs).
-        logs: Per-epoch mean of each logged value, with ``stage`` and ``epoch``.
+        logs: Per-epoch mean of each logged value, with ``stage``, ``epoch`` and
+            ``seconds`` (s since training began); with a validation split also
+            ``val_top1`` (top-1 on it, inference mode), ``val_gmacs_per_video``
+            (mean realised GMACs/video there) and ``val_clips``.
+        val_clips: Clips of the validation split held out of training (0: none).
         skipped: ``{"path", "error"}`` of clips that failed to load.
         threads: torch intra-op threads during training (with the seed, what
             fixes the weights bit for bit: another thread count can change
@@ -87,6 +101,7 @@ class TrainReport:
     logs: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     threads: int = 0
+    val_clips: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -243,6 +258,8 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
     t0 = time.perf_counter()
     method.to(device)
     rng = np.random.default_rng(spec.seed)
+    fit, val = validation_split(dataset, spec.val_fraction)
+    report.val_clips = len(val)
     for stage in method.card.stages:
         params = method.stage_parameters(stage)
         if not params:
@@ -253,7 +270,7 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
             method.train()
             if hasattr(dataset, "set_epoch"):  # new TSN segment offsets each epoch
                 dataset.set_epoch(epoch)
-            order = rng.permutation(len(dataset)).tolist()
+            order = [fit[i] for i in rng.permutation(len(fit))]
             sums: dict[str, float] = {}
             n_batches = 0
             batches = iterate_batches(dataset, order, spec.batch_size, errors=report.skipped)
@@ -272,9 +289,62 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
                     sums[k] = sums.get(k, 0.0) + float(v)
             if n_batches == 0:
                 raise RuntimeError(f"no training clip could be loaded ({len(report.skipped)} failed)")
-            report.logs.append({"stage": stage, "epoch": epoch, **{k: v / n_batches for k, v in sums.items()}})
+            log = {"stage": stage, "epoch": epoch, **{k: v / n_batches for k, v in sums.items()}}
+            if val:
+                log.update(validation_metrics(method, dataset, val, device=device, batch_size=spec.batch_size))
+            log["seconds"] = time.perf_counter() - t0
+            report.logs.append(log)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def validation_split(dataset: Sequence[Any], fraction: float) -> tuple[list[int], list[int]]:
+    """``(fit, val)`` indices of ``dataset``: ``val`` held out of training for the curves.
+
+    Per class, the last ``round(fraction · n_c)`` clips in clip-id order
+    (:func:`~evbench.harness.data.sampling.blocked_stratified_split`: UCF101
+    groups stay on one side); ``fraction`` 0 gives ``(range(N), [])``.
+
+    Raises:
+        ValueError: ``fraction`` outside ``[0, 1)``.
+    """
+    n = len(dataset)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0 or n < 2:
+        return list(range(n)), []
+    from evbench.harness.data.sampling import blocked_stratified_split
+
+    entries = list(dataset.entries)
+    labels = np.asarray([e.label for e in entries])
+    ids = np.asarray([str(e.id) for e in entries])
+    fit, val = blocked_stratified_split(labels, ids, fraction)
+    return fit.tolist(), val.tolist()
+
+
+def validation_metrics(method: Method, dataset: Sequence[Any], indices: Sequence[int], *,
+                       device: str | torch.device = "cpu", batch_size: int = 64) -> dict[str, float]:
+    """Top-1 and mean realised GMACs/video of ``method`` (inference mode, default knobs) on ``indices``.
+
+    The method's train/eval mode is restored afterwards.
+
+    Returns:
+        ``{"val_top1", "val_gmacs_per_video", "val_clips"}`` (top-1 a fraction, GMACs per video).
+    """
+    from evbench.harness.costs import cost_table, trace_gmacs
+
+    was = method.training
+    method.eval()
+    table = cost_table(method)
+    correct, gmacs, n = 0, 0.0, 0
+    with torch.inference_mode():
+        for x, y, _ in iterate_batches(dataset, indices, batch_size, errors=[]):
+            out = method(x.to(device))
+            correct += int((out.logits.argmax(1).cpu() == y).sum())
+            gmacs += sum(trace_gmacs(tr, table) for tr in out.trace)
+            n += len(y)
+    method.train(was)
+    return {"val_top1": correct / max(1, n), "val_gmacs_per_video": gmacs / max(1, n), "val_clips": float(n)}
 
 
 def save_checkpoint(path: str | os.PathLike[str], method: Method, *, build: dict[str, Any], train: dict[str, Any],
@@ -306,6 +376,31 @@ def save_checkpoint(path: str | os.PathLike[str], method: Method, *, build: dict
     }
     tmp = dest.with_suffix(".pt.tmp")
     torch.save(payload, tmp)
+    os.replace(tmp, dest)
+    write_curve(dest, build=build, train=train, report=report)
+    return dest
+
+
+def curve_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """The training-curve side file of a checkpoint: ``<name>.curve.json`` beside it."""
+    ckpt = Path(checkpoint)
+    return ckpt.with_name(ckpt.stem + ".curve.json")
+
+
+def write_curve(checkpoint: str | os.PathLike[str], *, build: dict[str, Any], train: dict[str, Any],
+                report: TrainReport) -> Path:
+    """Write the per-epoch training curve of a checkpoint (:attr:`TrainReport.logs`) as JSON beside it.
+
+    ``{"format": "evbench-curve-1", "build", "train", "val_clips", "train_seconds", "logs"}``;
+    read by :mod:`evbench.reports.training_curves`.
+    """
+    import json
+
+    dest = curve_path(checkpoint)
+    payload = {"format": "evbench-curve-1", "build": build, "train": train, "val_clips": report.val_clips,
+               "train_seconds": report.seconds, "logs": report.logs}
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_text(json.dumps(payload, default=str, indent=1))
     os.replace(tmp, dest)
     return dest
 
