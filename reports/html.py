@@ -54,6 +54,7 @@ from evbench.reports.sections import (
     measurements_section,
     per_file_frame,
 )
+from evbench.reports.training_curves import training_section
 
 __all__ = ["write_report"]
 
@@ -418,6 +419,9 @@ def write_report(
         nav.append('<li><a href="#modeled">Modeled devices: validation</a></li>')
     if claims_html:
         nav.append('<li><a href="#claims">Published claims</a></li>')
+    training_html = training_section(df, where, out)  # evbench.reports.training_curves
+    if training_html:
+        nav.append('<li><a href="#training">Training curves</a></li>')
     if (out / "trends" / "index.html").is_file():  # evbench report --history DIR
         nav.append('<li><a href="trends/index.html">Trends over the run history</a></li>')
     body.append("<nav><h3>Contents</h3><ul>" + "".join(nav) + "</ul></nav>")
@@ -426,6 +430,7 @@ def write_report(
     for k, ds in enumerate(names):
         body.append(_dataset_section(df[datasets == ds], ds, k, out, frontiers))
 
+    body.append(training_html)
     table_html, flat = measurements_section(df)
     body.append(table_html)
     body.append(failures_section(df, errors))
