@@ -118,6 +118,28 @@ def _emit(result: Any, args: argparse.Namespace, header: str, base: Any, new: An
         print(format_table(result))
 
 
+def history_noise(root: Path | None, base: Any, new: Any, settings: Any) -> dict[Any, Any] | None:
+    """Between-run latency spread per cell from the history at ``root``, over the runs up to BASE.
+
+    Runs after BASE, and NEW itself, are left out, so the floor only knows what
+    was known before the night under test. None without a history.
+    """
+    if root is None or not (Path(root) / "history.duckdb").exists():
+        return None
+    from evbench.harness.compare import between_run_noise
+    from evbench.harness.history import History
+
+    with History(root, read_only=True) as h:
+        runs = h.runs()
+        new_id, base_id = new.run.get("run_id"), base.run.get("run_id")
+        ids = runs["run_id"].tolist()
+        if base_id in ids:
+            ids = ids[: ids.index(base_id) + 1]
+        ids = [i for i in ids if i != new_id]
+        cells = h.cells(ids)
+    return between_run_noise(cells, min_runs=settings.min_history)
+
+
 def _run_info(data: Any) -> dict[str, Any]:
     return {k: (str(v) if v is not None else None) for k, v in data.run.items() if k in ("run_id", "source", "commit", "time")}
 
@@ -131,9 +153,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         settings = _settings(args)
         root = _history_dir(args)
         base, new = _load_side(args.base, root), _load_side(args.new, root)
+        noise = history_noise(root, base, new, settings)
     except (ValueError, HistoryError) as exc:
         return _fail(str(exc))
-    result = compare(base, new, settings)
+    result = compare(base, new, settings, noise)
     _emit(result, args, f"BASE {base.run['run_id']} ({base.run.get('source')})\n"
                         f"NEW  {new.run['run_id']} ({new.run.get('source')})", base, new)
     return 1 if fails(result, args.fail_on) else 0
@@ -268,7 +291,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         else:
             with History(root, read_only=True) as h:
                 base = h.run(base_id)
-            result = compare(base, new, settings)
+            result = compare(base, new, settings, history_noise(root, base, new, settings))
             (out / "compare.json").write_text(result.to_json(orient="records", indent=2, default_handler=str) + "\n")
             _emit(result, args, f"nightly: {new.run['run_id']} vs previous comparable night {base_id}", base, new)
         page = render_history_report(root, out / "report" / "trends", args)
@@ -322,7 +345,8 @@ def add_parsers(sub: argparse._SubParsersAction, *, run: argparse.ArgumentParser
                                        "down / cost changed / not comparable")
     c.add_argument("base", help="BASE run directory (or a run id of --history)")
     c.add_argument("new", help="NEW run directory (or a run id of --history)")
-    c.add_argument("--history", help="history folder, to name runs by id")
+    c.add_argument("--history", help="history folder: name runs by id, and raise each cell's latency floor to its "
+                                   "run-to-run spread over the runs up to BASE (>= 5 runs)")
     c.add_argument("--json", action="store_true", help="JSON: settings, both runs and one record per cell")
     _add_compare_flags(c, fail_default=None)
     c.set_defaults(func=cmd_compare)

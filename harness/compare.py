@@ -15,7 +15,20 @@ Per matched cell:
   ``is_different`` threshold) and ``ratio >= 1 + floor``; ``faster`` needs
   ``p < alpha`` and ``ratio <= 1 / (1 + floor)``. A 95 % percentile bootstrap
   interval of the p50 ratio (each side resampled independently, 2,000
-  resamples, seed 0) is reported with it. A side whose timed window was
+  resamples, seed 0) is reported with it.
+  The rank test treats every query as independent, but queries of one run
+  share that run's process and machine state: on the 2-core CI machine two
+  idle back-to-back runs of the same cell differ by 5-12 % in p50 with
+  ``p < 1e-14``, so the test alone flags every pair and the floor does the
+  work. Where a history of the cell on the same machine key exists
+  (:func:`between_run_noise`, >= ``min_history`` earlier un-noisy runs), the
+  floor is raised to what that history's night-to-night spread needs:
+  ``exp(z * sigma) - 1``, with ``sigma`` the robust standard deviation
+  (1.4826 x MAD) of the log p50 ratio of consecutive runs and ``z`` the
+  two-sided normal quantile of ``alpha`` (3.09 at 0.002) — the floor a
+  between-run test at the same significance level would need. The floor
+  used and where it came from are in ``effect_floor_used`` /
+  ``floor_source``. A side whose timed window was
   ``noisy`` (other processes used more than the threshold of CPU, see
   :mod:`evbench.harness.machine_state`) is not judged unless ``include_noisy``.
 * **Accuracy** — paired on per-clip correctness (``pred == label`` of
@@ -52,7 +65,8 @@ import pandas as pd
 from evbench.harness.history import RunData
 from scipy import stats
 
-__all__ = ["VERDICTS", "CompareSettings", "compare", "fails", "format_table", "latency_test", "mcnemar"]
+__all__ = ["VERDICTS", "CompareSettings", "RunNoise", "between_run_noise", "compare", "fails", "format_table",
+           "latency_test", "mcnemar"]
 
 VERDICTS = ("faster", "slower", "no change", "accuracy up", "accuracy down", "cost changed", "not comparable")
 _GMACS_RTOL = 1e-9
@@ -73,6 +87,8 @@ class CompareSettings:
         n_boot: Bootstrap resamples of the p50 ratio interval.
         seed: Bootstrap seed.
         min_samples: Fewest latency samples per side for a latency verdict.
+        min_history: Fewest earlier un-noisy runs of a cell (same machine key)
+            before its between-run spread may raise the floor.
     """
 
     effect_floor: float = 0.10
@@ -82,15 +98,72 @@ class CompareSettings:
     n_boot: int = 2000
     seed: int = 0
     min_samples: int = 8
+    min_history: int = 5
 
 
-def latency_test(base_ms: Any, new_ms: Any, settings: CompareSettings = CompareSettings()) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunNoise:
+    """Night-to-night latency spread of one cell on one machine key.
+
+    Attributes:
+        sigma: Robust standard deviation (1.4826 x median absolute deviation)
+            of ``log(p50[i+1] / p50[i])`` over consecutive runs, dimensionless.
+        n_runs: Runs it was estimated from.
+    """
+
+    sigma: float
+    n_runs: int
+
+    def floor(self, alpha: float) -> float:
+        """Relative effect floor a between-run change must exceed at two-sided level ``alpha`` (0.2 = 20 %)."""
+        z = float(stats.norm.ppf(1.0 - alpha / 2.0))
+        return math.expm1(z * self.sigma)
+
+
+def between_run_noise(cells: pd.DataFrame, *, min_runs: int = 5) -> dict[tuple[str, str], RunNoise]:
+    """Between-run p50 spread per (cell id, machine key) from a history.
+
+    Only ``status == "ok"``, un-noisy rows with a finite positive
+    ``latency_ms_p50`` count, in the order given (oldest first, as
+    :meth:`evbench.harness.history.History.cells` returns them).
+
+    Args:
+        cells: History cells (``cell_id``, ``machine_key``, ``latency_ms_p50``
+            in ms, ``noisy``, ``status``), oldest first.
+        min_runs: Fewest runs for an estimate; cells with fewer are left out.
+
+    Returns:
+        ``{(cell_id, machine_key): RunNoise}``.
+    """
+    out: dict[tuple[str, str], RunNoise] = {}
+    if cells.empty or "latency_ms_p50" not in cells:
+        return out
+    df = cells
+    if "status" in df:
+        df = df[df["status"].fillna("ok") == "ok"]
+    if "noisy" in df:
+        df = df[~df["noisy"].fillna(False).astype(bool)]
+    p50 = pd.to_numeric(df["latency_ms_p50"], errors="coerce")
+    df = df.assign(_p50=p50)[np.isfinite(p50) & (p50 > 0)]
+    for (cid, key), grp in df.groupby(["cell_id", "machine_key"], sort=False):
+        if len(grp) < max(min_runs, 3):
+            continue
+        d = np.diff(np.log(grp["_p50"].to_numpy(dtype=np.float64)))
+        sigma = 1.4826 * float(np.median(np.abs(d - np.median(d))))
+        out[(str(cid), str(key))] = RunNoise(sigma=sigma, n_runs=len(grp))
+    return out
+
+
+def latency_test(base_ms: Any, new_ms: Any, settings: CompareSettings = CompareSettings(),
+                 *, floor: float | None = None) -> dict[str, Any]:
     """Mann–Whitney U + effect floor + bootstrap interval of the p50 ratio.
 
     Args:
         base_ms: BASE latency samples, ms, shape ``(n,)``.
         new_ms: NEW latency samples, ms, shape ``(m,)``.
         settings: Thresholds.
+        floor: Effect floor to use instead of ``settings.effect_floor``
+            (e.g. one raised from the history's between-run spread).
 
     Returns:
         ``p50_base`` / ``p50_new`` (ms), ``ratio`` (p50 new / base),
@@ -114,14 +187,14 @@ def latency_test(base_ms: Any, new_ms: Any, settings: CompareSettings = CompareS
     mb = np.median(b[rng.integers(0, len(b), (settings.n_boot, len(b)))], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         lo, hi = np.percentile(mb / ma, [2.5, 97.5])
-    floor = settings.effect_floor
+    floor = settings.effect_floor if floor is None else floor
     verdict = "no change"
     if p < settings.alpha and ratio >= 1.0 + floor:
         verdict = "slower"
     elif p < settings.alpha and ratio <= 1.0 / (1.0 + floor):
         verdict = "faster"
     return {"p50_base": p50a, "p50_new": p50b, "ratio": ratio, "ratio_ci_low": float(lo), "ratio_ci_high": float(hi),
-            "mwu_p": p, "n_base": int(len(a)), "n_new": int(len(b)), "latency": verdict}
+            "mwu_p": p, "n_base": int(len(a)), "n_new": int(len(b)), "latency": verdict, "effect_floor_used": floor}
 
 
 def mcnemar(base_correct: Any, new_correct: Any) -> dict[str, Any]:
@@ -203,7 +276,7 @@ def _clip_table(clips: pd.DataFrame, cell_id: str) -> pd.DataFrame:
 
 
 def _compare_cell(b: Mapping[str, Any], n: Mapping[str, Any], clips_b: pd.DataFrame, clips_n: pd.DataFrame,
-                  s: CompareSettings) -> dict[str, Any]:
+                  s: CompareSettings, noise: RunNoise | None) -> dict[str, Any]:
     out: dict[str, Any] = {"notes": []}
     if _status(b) != "ok" or _status(n) != "ok":
         if _status(n) != "ok" and _status(b) == "ok":
@@ -268,8 +341,16 @@ def _compare_cell(b: Mapping[str, Any], n: Mapping[str, Any], clips_b: pd.DataFr
     sb, sn = _samples(b.get("latency_samples_ms")), _samples(n.get("latency_samples_ms"))
     if sb is not None and sn is not None:
         noisy = [side for side, row in (("BASE", b), ("NEW", n)) if _is_true(row.get("noisy"))]
+        floor, source = s.effect_floor, "default"
+        if noise is not None and noise.floor(s.alpha) > floor:
+            floor = noise.floor(s.alpha)
+            source = (f"history: sigma of the run-to-run log p50 ratio {noise.sigma * 100:.1f} % over "
+                      f"{noise.n_runs} runs -> floor {floor * 100:.1f} %")
+        out["floor_source"] = source
+        if source != "default":
+            out["notes"].append(f"latency effect floor raised: {source}")
         try:
-            lat = latency_test(sb, sn, s)
+            lat = latency_test(sb, sn, s, floor=floor)
         except ValueError as exc:
             out["notes"].append(f"latency not tested: {exc}")
         else:
@@ -300,7 +381,8 @@ def _compare_cell(b: Mapping[str, Any], n: Mapping[str, Any], clips_b: pd.DataFr
     return out
 
 
-def compare(base: RunData, new: RunData, settings: CompareSettings = CompareSettings()) -> pd.DataFrame:
+def compare(base: RunData, new: RunData, settings: CompareSettings = CompareSettings(),
+            noise: Mapping[tuple[str, str], RunNoise] | None = None) -> pd.DataFrame:
     """Compare two runs cell by cell.
 
     Args:
@@ -308,6 +390,10 @@ def compare(base: RunData, new: RunData, settings: CompareSettings = CompareSett
             :meth:`evbench.harness.history.History.run`).
         new: The run under test.
         settings: Thresholds.
+        noise: Between-run spread per ``(cell_id, machine_key)``
+            (:func:`between_run_noise` over the history up to BASE); a cell's
+            latency floor is raised to ``noise.floor(alpha)`` where that is
+            above ``settings.effect_floor``.
 
     Returns:
         One row per cell id in either run: ``cell_id``, ``label``, ``dataset``,
@@ -316,8 +402,9 @@ def compare(base: RunData, new: RunData, settings: CompareSettings = CompareSett
         (ms), ``ratio`` with ``ratio_ci_low`` / ``ratio_ci_high``, ``mwu_p``,
         ``top1_base`` / ``top1_new`` (0-1), ``acc_lost`` / ``acc_gained`` /
         ``acc_mcnemar_p``, ``gmacs_base`` / ``gmacs_new`` (GMACs per video),
-        ``decisions_moved``, ``peak_rss_mb_change`` ... (relative). Sorted with
-        regressions first.
+        ``decisions_moved``, ``peak_rss_mb_change`` ... (relative),
+        ``effect_floor_used`` and ``floor_source``. Sorted with regressions
+        first.
     """
     bc = {r["cell_id"]: r for r in base.cells.to_dict("records")}
     nc = {r["cell_id"]: r for r in new.cells.to_dict("records")}
@@ -330,7 +417,8 @@ def compare(base: RunData, new: RunData, settings: CompareSettings = CompareSett
             rec.update(verdict=f"not comparable (only in {'NEW' if b is None else 'BASE'})", regression=False,
                        noisy=False, notes=[])
         else:
-            rec.update(_compare_cell(b, n, base.clips, new.clips, settings))
+            cell_noise = (noise or {}).get((str(cid), str(b.get("machine_key"))))
+            rec.update(_compare_cell(b, n, base.clips, new.clips, settings, cell_noise))
         rows.append(rec)
     df = pd.DataFrame.from_records(rows)
     if df.empty:

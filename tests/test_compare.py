@@ -10,6 +10,8 @@ import pytest
 from evbench.harness.cli import main
 from evbench.harness.compare import (
     CompareSettings,
+    RunNoise,
+    between_run_noise,
     compare,
     fails,
     format_table,
@@ -154,3 +156,69 @@ def test_cli_compare_bad_input_exits_2(tmp_path, rows, capsys):
         warnings.simplefilter("ignore")
         assert main(["compare", str(base), str(new), "--effect-floor", "1.5"]) == 2
     assert "--effect-floor" in capsys.readouterr().err
+
+
+def _nightly_cells(p50s, *, cell="c1", key="m1", noisy=()):
+    import pandas as pd
+    return pd.DataFrame({"cell_id": cell, "machine_key": key, "latency_ms_p50": p50s, "status": "ok",
+                         "noisy": [i in noisy for i in range(len(p50s))]})
+
+
+def test_between_run_noise_is_the_robust_spread_of_run_to_run_log_ratios():
+    rng = np.random.default_rng(0)
+    # 200 nights whose p50 wanders by a log-normal 6 % from night to night (as the 2-core CI machine's idle runs)
+    p50s = 12.0 * np.exp(rng.normal(0.0, 0.06 / np.sqrt(2), 200))
+    noise = between_run_noise(_nightly_cells(p50s))[("c1", "m1")]
+    assert noise.n_runs == 200
+    assert noise.sigma == pytest.approx(0.06, rel=0.15)
+    assert noise.floor(0.002) == pytest.approx(np.expm1(3.0902 * noise.sigma), rel=1e-3)
+    # noisy nights, failed cells and too-short series are left out
+    assert between_run_noise(_nightly_cells([10.0, 11.0, 12.0, 13.0, 14.0], noisy=(4,))) == {}
+    assert between_run_noise(_nightly_cells(p50s[:6]), min_runs=10) == {}
+
+
+def test_history_floor_silences_a_between_run_wobble_but_not_a_real_step(rows):
+    real = np.asarray(rows[0]["latency_samples_ms"])
+    rng = np.random.default_rng(11)
+    base, wobble, step = rng.choice(real, 128), rng.choice(real, 128) * 1.12, rng.choice(real, 128) * 1.35
+    assert latency_test(base, wobble)["latency"] == "slower"  # the default 10 % floor alone: a false alarm
+    floor = RunNoise(sigma=0.06, n_runs=11).floor(0.002)
+    assert 0.19 < floor < 0.21
+    assert latency_test(base, wobble, floor=floor)["latency"] == "no change"
+    res = latency_test(base, step, floor=floor)
+    assert res["latency"] == "slower" and res["effect_floor_used"] == pytest.approx(floor)
+
+
+def test_compare_uses_the_noise_of_the_matching_cell_and_says_so(tmp_path, rows):
+    base, new = _pair(tmp_path, rows, shift=1.12)
+    plain = compare(run_data(base), run_data(new))
+    assert set(plain["verdict"]) == {"slower"} and set(plain["floor_source"]) == {"default"}
+    b = run_data(base)
+    key = str(b.cells["machine_key"].iloc[0])
+    noise = {(str(c), key): RunNoise(sigma=0.06, n_runs=11) for c in b.cells["cell_id"]}
+    quiet = compare(b, run_data(new), CompareSettings(), noise)
+    assert set(quiet["verdict"]) == {"no change"}
+    assert all(src.startswith("history: sigma") for src in quiet["floor_source"])
+    assert any("floor raised" in n for ns in quiet["notes"] for n in ns)
+    other_machine = {(c, "another-key"): v for (c, _), v in noise.items()}
+    assert set(compare(b, run_data(new), CompareSettings(), other_machine)["verdict"]) == {"slower"}
+
+
+def test_cli_compare_with_history_takes_the_floor_from_the_nights_before_base(tmp_path, rows, capsys):
+    hist = tmp_path / "H"
+    wobble = np.exp(np.random.default_rng(5).normal(0.0, 0.045, 8))  # nights 0-7: a 4.5 % sd wobble, no step
+    nights = []
+    for i, f in enumerate(wobble):
+        nights.append(write_run(tmp_path / f"n{i}", night_rows(rows, seed=i, shift=float(f),
+                                                               started=f"2026-11-{i + 1:02d}T02:00:00Z")))
+    new = write_run(tmp_path / "new", night_rows(rows, seed=99, shift=float(wobble[-1]) * 1.12,
+                                                 started="2026-11-20T02:00:00Z"))
+    assert main(["history", "add", *map(str, nights), str(new), "--history", str(hist)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(nights[-1]), str(new), "--fail-on", "regression"]) == 1  # 10 % floor: alarm
+    capsys.readouterr()
+    assert main(["compare", str(nights[-1]), str(new), "--history", str(hist), "--json",
+                 "--fail-on", "regression"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    assert {c["verdict"] for c in cells} == {"no change"}
+    assert all(c["floor_source"].startswith("history") and c["effect_floor_used"] > 0.12 for c in cells)
