@@ -866,6 +866,14 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: GMAC counts do not depend on it, and on a shared, "
                          "loaded CPU more threads can make the forwards far slower; latency illustrations record it)")
+    cl.add_argument("--no-realised", action="store_true",
+                    help="skip timing the realised speed-ups of compute-saving claims (their rows say not measured)")
+    cl.add_argument("--queries", type=int, default=None,
+                    help="timed latency queries per realised schedule (default 7; recorded in each row)")
+    cl.add_argument("--max-seconds", type=float, default=None,
+                    help="time budget of each realised schedule's measurement, s (default 90; warm-up and latency "
+                         "window shrink to fit and the row says so)")
+    cl.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     cl.set_defaults(func=cmd_claims)
 
     mv = sub.add_parser("model-validate", help="validate the modeled-device roofline on this CPU "

@@ -56,10 +56,28 @@ Measurement kinds (:data:`MEASUREMENT_KINDS`; GMACs = multiply-accumulates ×
     frames/s on ``device`` — needs the device, or a ``--results`` row measured
     on it.
 
+**Realised speed-ups.**  Every claim of a compute saving or a speed-up
+(:func:`~evbench.harness.claims.realised.is_saving_claim`: unit ``x``, a
+reduction, or an adaptive method's GMACs/video) has a ``[claims.realised]``
+table: the baseline the paper compares with and the method's ``paper``
+configuration under forced decision schedules mixed to the paper's published
+decision mix (its usage fractions, or a mix with its published mean cost).
+``evbench claims`` times both sides at batch 1 through
+:func:`evbench.harness.measure.measure_cell` and adds ``gmac_ratio``,
+``realised_speedup`` (p50 ratio) with ``realised_speedup_ci`` (seeded
+bootstrap over the raw latency samples), ``device``, ``backend``, ``threads``
+and ``realised_verdict`` ("compute saving 1.96× realised as 1.71× [1.66, 1.77]
+on AMD EPYC, torch fp32, 2 threads") to the row, without changing its verdict
+(:mod:`evbench.harness.claims.realised`).  ``--queries`` and ``--max-seconds``
+bound each timed schedule (recorded in the row); ``--no-realised`` skips the
+pass.
+
 :func:`run_claims` is ``evbench claims`` (``--json``, ``--paper``, ``--out``,
-``--results``, ``--registry``, ``--threads``).  Cost tables and forwards are
-cached within a run; the whole shipped registry checks in about 25 s on a
-2-core CPU (1 thread).
+``--results``, ``--registry``, ``--threads``, ``--no-realised``, ``--queries``,
+``--max-seconds``, ``--quiet``).  Cost tables and forwards are
+cached within a run; without the realised pass the whole shipped registry
+checks in well under a minute on a 2-core CPU (1 thread); the realised pass
+times the paper configurations and takes minutes.
 
 Which claims reproduce here is what ``evbench claims`` prints (claimed vs
 measured, difference, verdict); the committed reference verdicts are in
@@ -74,6 +92,7 @@ The package, one job per module:
 ``registry``    loading and validating ``claims.toml``; the claims a method config makes
 ``judge``       the verdict of a claim given a measurement (pure)
 ``measure``     the measurer (cost tables, forwards, latency) and :func:`check_claims`
+``realised``    realised speed-ups: decision mixes, bootstrap interval, verdict text
 ``query``       answering claims from stored results (``--results``)
 ``format``      the text table of verdict rows
 ``store``       ``claims.jsonl`` in a run directory
@@ -84,9 +103,10 @@ The package, one job per module:
 from __future__ import annotations
 
 from evbench.harness.claims.cli import run_claims
-from evbench.harness.claims.format import format_text
+from evbench.harness.claims.format import format_realised, format_text
 from evbench.harness.claims.judge import judge
 from evbench.harness.claims.measure import Measurer, check_claims
+from evbench.harness.claims.realised import REALISED_FIELDS, RealisedSettings, is_saving_claim
 from evbench.harness.claims.registry import (
     REGISTRY_PATH,
     claim_ids_for,
@@ -123,6 +143,10 @@ __all__ = [
     "Measurer",
     "check_claims",
     "format_text",
+    "format_realised",
+    "RealisedSettings",
+    "REALISED_FIELDS",
+    "is_saving_claim",
     "append_rows",
     "load_claim_rows",
     "run_claims",

@@ -32,7 +32,12 @@ def judge(claim: Claim, m: Measurement) -> dict[str, Any]:
         (None when not measured, then ``reason`` says why), ``difference``
         (measured − claimed, claim's unit), ``rel_difference`` (fraction),
         ``needs``, ``reason``, ``caveat`` (claim's and measurement's joined, or
-        None), ``info``, ``measured_by``, ``kind``.
+        None), ``info``, ``measured_by``, ``kind``; for a claim with a
+        ``realised`` table also the realised speed-up fields
+        (:data:`evbench.harness.claims.realised.REALISED_FIELDS`: ``gmac_ratio``,
+        ``realised_speedup``, ``realised_speedup_ci``, ``device``, ``backend``,
+        ``threads``, ``realised_verdict``, ``realised``) — they do not change
+        ``verdict``.
     """
     allowed = claim.tolerance.allowed(claim.claimed)
     value = m.value
@@ -55,7 +60,7 @@ def judge(claim: Claim, m: Measurement) -> dict[str, Any]:
             f"not reproduced: measured {num(value)} {claim.unit}, {signed(diff)} {claim.unit} "
             f"({signed(100 * rel, '.1f') if rel is not None else '?'} %) vs tolerance ±{num(allowed)}")
     caveats = [c for c in [claim.caveat, *m.caveats] if c]
-    return {
+    row = {
         "id": claim.id, "paper": claim.paper.key, "paper_title": claim.paper.title,
         "citation": claim.paper.citation, "doi": claim.paper.doi, "source": claim.source,
         "quantity": claim.quantity, "claimed": claim.claimed, "unit": claim.unit,
@@ -68,3 +73,8 @@ def judge(claim: Claim, m: Measurement) -> dict[str, Any]:
         "caveat": " ".join(caveats) if caveats else None,
         "info": dict(m.info), "measured_by": m.measured_by if value is not None else "", "kind": claim.kind,
     }
+    if claim.realised is not None:
+        from evbench.harness.claims.realised import not_measured
+
+        row.update(m.realised if m.realised is not None else not_measured("no realised measurement given"))
+    return row

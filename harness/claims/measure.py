@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from evbench.harness.claims.judge import judge
 from evbench.harness.claims.query import from_results, stored_rows
+from evbench.harness.claims.realised import RealisedSettings, measure_realised, not_measured
 from evbench.harness.claims.schema import Claim, Measurement
 
 __all__ = ["Measurer", "check_claims"]
@@ -39,12 +40,19 @@ class Measurer:
             ``needs dataset`` / ``needs device`` claims, or None.
         results_path: Where ``results`` came from (for the row's reason text).
         latency_queries: Timed queries per schedule for ``latency_ratio``.
+        realised: How the realised speed-ups of claims with a ``realised``
+            table are timed (:class:`~evbench.harness.claims.realised.RealisedSettings`),
+            or None to skip that pass (their rows then say "not measured").
+        log: Called with one progress line per timed realised schedule, or None.
     """
 
-    def __init__(self, results: Any = None, results_path: str | None = None, latency_queries: int = 3) -> None:
+    def __init__(self, results: Any = None, results_path: str | None = None, latency_queries: int = 3,
+                 realised: RealisedSettings | None = None, log: Callable[[str], None] | None = None) -> None:
         self.results = results
         self.results_path = results_path
         self.latency_queries = latency_queries
+        self.realised = realised
+        self.log = log
         self._methods: dict[str, Any] = {}
         self._videos: dict[str, dict[str, Any]] = {}
         self._cells: dict[str, Any] = {}
@@ -101,34 +109,34 @@ class Measurer:
         return total
 
     def video(self, spec: Mapping[str, Any], knobs: Mapping[str, Any] | None) -> dict[str, Any]:
-        """One seeded random-normal batch-1 forward of a spec's method (cached per knobs).
+        """GMACs/video of one seeded random-normal batch-1 clip through the one measurement path (cached per knobs).
+
+        :meth:`cell` with latency off (:func:`evbench.harness.measure.measure_cell`
+        evaluates the clip and sums its trace over the fvcore cost table; no
+        timing, no executed-MAC count).
 
         Args:
             spec: As for :meth:`method`.
             knobs: Inference knobs, e.g. a forced schedule ``{"force": 224}``.
 
         Returns:
-            ``gmacs`` (GMACs/video, trace sum over the fvcore cost table),
-            ``frames_used`` (frames processed), ``frames_total`` (frames
-            given) and ``trace`` (the sample's trace steps).
+            ``gmacs`` (GMACs/video, the row's ``gmacs_per_video``),
+            ``frames_used`` (frames processed) and ``frames_total`` (frames given).
 
         Raises:
             harness.api.KnobError: A knob the method does not declare.
         """
-        import torch
-        from evbench.harness.costs import cost_table, trace_gmacs
-        from evbench.harness.measure import frames_used
+        from evbench.harness.settings import MeasureSettings
 
-        key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), dict(knobs or {}))
+        key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("num_classes"),
+                   dict(knobs or {}))
         if key not in self._videos:
-            method = self.method(spec)
-            g = torch.Generator().manual_seed(0)
-            x = torch.randn(tuple(method.example_input(1).shape), generator=g)
-            with torch.inference_mode():
-                out = method(x, knobs=dict(knobs or {}) or None)
-            trace = out.trace[0]
-            self._videos[key] = {"gmacs": trace_gmacs(trace, cost_table(method)), "frames_used": frames_used(trace),
-                                 "frames_total": int(x.shape[1]), "trace": trace}
+            row = self.cell(spec, knobs, settings=MeasureSettings(
+                latency=False, count_executed=False, offline=False, energy=False, breakdown=False, max_seconds=None))
+            used = row.frames_used
+            self._videos[key] = {"gmacs": float(row.gmacs_per_video),
+                                 "frames_used": int(used) if used is not None and float(used).is_integer() else used,
+                                 "frames_total": row.frames_total}
         return self._videos[key]
 
     def bound(self, spec: Mapping[str, Any], b: Mapping[str, Any]) -> float:
@@ -152,20 +160,24 @@ class Measurer:
             total += int(count) * self.module_sum(spec, [[name, shape]])
         return total
 
-    def cell(self, spec: Mapping[str, Any], knobs: Mapping[str, Any] | None, *, device: str = "cpu") -> Any:
+    def cell(self, spec: Mapping[str, Any], knobs: Mapping[str, Any] | None, *, device: str = "cpu",
+             settings: Any = None) -> Any:
         """One measured cell of a spec's method, through the harness's one measurement path (cached).
 
         :func:`evbench.harness.measure.measure_cell` on one seeded random-normal
         clip (:class:`evbench.harness.data.RandomClips`, seed 0 — the clip
         :meth:`video` runs) at small :class:`~evbench.harness.settings.MeasureSettings`:
         batch 1, the method's warm-up on every forced path, ``latency_queries``
-        timed queries, no offline FPS, no executed-MAC count, no energy.  On a
-        modeled device (``*-modeled``) the latency is the roofline model's.
+        timed queries, no offline FPS, no executed-MAC count, no energy — or
+        the given ``settings``.  On a modeled device (``*-modeled``) the latency
+        is the roofline model's.
 
         Args:
             spec: As for :meth:`method`.
             knobs: Operating point.
             device: ``"cpu"`` or a modeled device name.
+            settings: :class:`~evbench.harness.settings.MeasureSettings` instead of
+                the small default (part of the cache key).
 
         Returns:
             The :class:`~evbench.harness.row.CellResult`.
@@ -174,12 +186,14 @@ class Measurer:
         from evbench.harness.measure import measure_cell
         from evbench.harness.settings import MeasureSettings
 
-        key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), dict(knobs or {}), device)
+        if settings is None:
+            settings = MeasureSettings(min_queries=self.latency_queries, min_duration_s=0.0, max_duration_s=30.0,
+                                       latency_clips=1, offline=False, count_executed=False, energy=False)
+        key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("num_classes"),
+                   dict(knobs or {}), device, settings.to_dict())
         if key not in self._cells:
             method = self.method(spec)
             clips = RandomClips(tuple(method.example_input(1).shape[1:]), 1, seed=0)
-            settings = MeasureSettings(min_queries=self.latency_queries, min_duration_s=0.0, max_duration_s=30.0,
-                                       latency_clips=1, offline=False, count_executed=False, energy=False)
             self._cells[key] = measure_cell(method, clips, settings, knobs=dict(knobs or {}), device=device)
         return self._cells[key]
 
@@ -219,9 +233,33 @@ class Measurer:
             claims still run.
         """
         try:
-            return self._measure(claim.measurement, claim)
+            m = self._measure(claim.measurement, claim)
         except Exception as exc:  # noqa: BLE001 - one failing claim must not stop the others
-            return Measurement(error=f"{type(exc).__name__}: {exc}", reason=f"measurement of {claim.id} raised")
+            m = Measurement(error=f"{type(exc).__name__}: {exc}", reason=f"measurement of {claim.id} raised")
+        if claim.realised is not None:
+            m.realised = self.realised_fields(claim)
+        return m
+
+    def realised_fields(self, claim: Claim) -> dict[str, Any]:
+        """The realised speed-up fields of a claim with a ``realised`` table.
+
+        :func:`evbench.harness.claims.realised.measure_realised` with this
+        measurer's caches and :attr:`realised` settings; an exception becomes
+        ``realised_verdict = "not measured: <error>"`` (the claim's own verdict
+        is unaffected).
+
+        Args:
+            claim: The claim.
+
+        Returns:
+            :data:`evbench.harness.claims.realised.REALISED_FIELDS`.
+        """
+        if self.realised is None:
+            return not_measured("realised pass off (evbench claims --no-realised)")
+        try:
+            return measure_realised(self, claim, self.realised, log=self.log)
+        except Exception as exc:  # noqa: BLE001 - one failing schedule must not stop the other claims
+            return not_measured(f"{type(exc).__name__}: {exc}")
 
     def _measure(self, spec: Mapping[str, Any], claim: Claim | None) -> Measurement:
         kind = spec["kind"]
@@ -240,7 +278,7 @@ class Measurer:
         v = self.video(spec, spec.get("knobs"))
         m = Measurement(value=v["gmacs"], measured_by=(
             f"trace sum of one forward of {spec['method']} [{spec.get('config', 'paper')}] with knobs "
-            f"{json.dumps(spec.get('knobs', {}), sort_keys=True)} (fvcore cost table)"))
+            f"{json.dumps(spec.get('knobs', {}), sort_keys=True)} (fvcore cost table, measure_cell without timing)"))
         m.info["frames processed"] = v["frames_used"]
         m.info["frames given"] = v["frames_total"]
         return m
@@ -369,7 +407,8 @@ class Measurer:
 
 
 def check_claims(claims: Iterable[Claim], *, results: Any = None, results_path: str | None = None,
-                 measurer: Measurer | None = None) -> list[dict[str, Any]]:
+                 measurer: Measurer | None = None, realised: RealisedSettings | None = None,
+                 log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Measure and judge every claim.
 
     Args:
@@ -378,12 +417,16 @@ def check_claims(claims: Iterable[Claim], *, results: Any = None, results_path: 
             answer accuracy / per-video-cost / FPS claims, or None.
         results_path: Where ``results`` came from.
         measurer: A :class:`Measurer` to reuse (its caches), or None.
+        realised: Time the realised speed-ups of claims with a ``realised``
+            table with these settings (ignored when ``measurer`` is given);
+            None skips that pass.
+        log: Progress lines of the realised pass (ignored when ``measurer`` is given).
 
     Returns:
         One :func:`judge` row per claim, in order, each with ``seconds`` (wall
         time spent measuring it, s; cached work is not counted twice).
     """
-    meas = measurer or Measurer(results, results_path)
+    meas = measurer or Measurer(results, results_path, realised=realised, log=log)
     rows = []
     for claim in claims:
         t0 = time.perf_counter()

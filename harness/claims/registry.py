@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from evbench.harness.claims.realised import validate_realised
 from evbench.harness.claims.schema import (
     _KIND_PARAMS,
     _RATIO_FORMS,
@@ -101,14 +102,17 @@ def _parse_claim(entry: Any, i: int, papers: Mapping[str, Paper], seen: set[str]
     if not tol.get("basis"):
         raise ClaimRegistryError(f"{where}: tolerance needs a 'basis' saying why")
     _validate_measurement(entry["measurement"], where)
-    extra = set(entry) - set(_REQUIRED) - {"caveat"}
+    if "realised" in entry:
+        validate_realised(entry["realised"], where)
+    extra = set(entry) - set(_REQUIRED) - {"caveat", "realised"}
     if extra:
         raise ClaimRegistryError(f"{where}: unknown keys {sorted(extra)}")
     seen.add(cid)
     return Claim(id=str(cid), paper=papers[entry["paper"]], source=str(entry["source"]),
                  quantity=str(entry["quantity"]), claimed=float(claimed), unit=str(entry["unit"]),
                  tolerance=Tolerance(float(t_abs), float(t_rel), str(tol["basis"])),
-                 measurement=dict(entry["measurement"]), caveat=entry.get("caveat") or None)
+                 measurement=dict(entry["measurement"]), caveat=entry.get("caveat") or None,
+                 realised=dict(entry["realised"]) if "realised" in entry else None)
 
 
 def load_registry(path: str | os.PathLike[str] | None = None, *, text: str | None = None) -> list[Claim]:
@@ -125,7 +129,9 @@ def load_registry(path: str | os.PathLike[str] | None = None, *, text: str | Non
         ClaimRegistryError: On invalid TOML, a paper without citation/DOI, or a
             claim lacking id, paper, source, quantity, claimed, unit, tolerance
             (abs/rel with a basis) or a known measurement kind with its
-            parameters — the message names the claim id.
+            parameters, or a malformed ``realised`` table
+            (:func:`evbench.harness.claims.realised.validate_realised`) — the
+            message names the claim id.
         FileNotFoundError: If ``path`` does not exist.
     """
     where = "<text>" if text is not None else str(path or REGISTRY_PATH)

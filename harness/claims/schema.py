@@ -119,6 +119,9 @@ class Claim:
         tolerance: Within which a measurement reproduces it.
         measurement: The measurement spec (``kind`` + parameters, see module docstring).
         caveat: Why the claim's own measurement method may inflate it, or None.
+        realised: For a compute-saving or speed-up claim, the ``[claims.realised]``
+            table — baseline, adaptive side with its forced decision schedules,
+            ``mix_source`` (see :mod:`evbench.harness.claims.realised`) — or None.
     """
 
     id: str
@@ -130,6 +133,7 @@ class Claim:
     tolerance: Tolerance
     measurement: Mapping[str, Any]
     caveat: str | None = None
+    realised: Mapping[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -153,6 +157,8 @@ class Measurement:
             included), each key naming its unit.
         caveats: Caveats found while measuring (appended to the claim's own).
         measured_by: How ``value`` was measured (instrument, configuration).
+        realised: The realised speed-up fields of a claim with a ``realised``
+            table (:data:`evbench.harness.claims.realised.REALISED_FIELDS`), or None.
     """
 
     value: float | None = None
@@ -163,3 +169,4 @@ class Measurement:
     info: dict[str, Any] = field(default_factory=dict)
     caveats: list[str] = field(default_factory=list)
     measured_by: str = ""
+    realised: dict[str, Any] | None = None
