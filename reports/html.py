@@ -33,6 +33,7 @@ from evbench.reports._fields import (
 )
 from evbench.reports._markup import CSS, NOT_MEASURED, esc, html_table, num_col, num_td, slug, td
 from evbench.reports.claims import claims_section, find_claims
+from evbench.reports.findings import findings_section, oracle_section
 from evbench.reports.format import (
     MISSING,
     display_unit,
@@ -321,15 +322,26 @@ def _dataset_section(
                 xlabel=spec.xlabel,
                 ylabel=qlabel,
                 logx=_auto_logx(num_col(spec.data, spec.cost)),
+                oracle=spec.cost == "gmacs_per_video",
             )
             png, svg = paths[0].name, paths[1].name
+            with_oracle = spec.cost == "gmacs_per_video" and np.isfinite(
+                num_col(spec.data, "oracle_gmacs_per_video")).any()
+            oracle_caption = (
+                " Stars and dotted verticals: the oracle bound per method family — the mean GMACs/video of "
+                "the cheapest schedule in its action space that sees each test video's evidence at a "
+                "sufficient resolution (generator manifest), drawn at the share of test videos whose evidence "
+                "that action space can see (an upper bound for a perfect policy, not a measured top-1); "
+                "dashed black: the oracle frontier over families." if with_oracle else "")
             parts.append(
                 f'<figure><img src="{esc(png)}" alt="{esc(spec.title)}">'
                 f"<figcaption>Points: finished cells; thin lines: each method's frontier; thick "
-                f"grey line with rings: overall frontier; bars: 95 % CI; hollow: modeled. "
+                f"grey line with rings: overall frontier; bars: 95 % CI; hollow: modeled.{oracle_caption} "
                 f'<a href="{esc(png)}">PNG</a> · <a href="{esc(svg)}">SVG</a></figcaption>'
                 "</figure>"
             )
+            if spec.cost == "gmacs_per_video":
+                parts.append(oracle_section(spec.data))
             front = pareto_frontier(spec.data, cost=spec.cost, quality=quality)
             parts.append(f"<p><b>Frontier</b> ({len(front)} of {len(spec.data)} points):</p>")
             parts.append(_frontier_table(front, quality, spec))
@@ -400,7 +412,7 @@ def write_report(
     n_bad_files = (
         int(errors[["path", "error"]].drop_duplicates().shape[0]) if not errors.empty else 0
     )
-    body = [header_section(df, where, title, n_bad_files)]
+    body = [header_section(df, where, title, n_bad_files, first_screen=findings_section(df))]
     if df.empty:
         body.append("<p>The run holds no result rows.</p>")
 

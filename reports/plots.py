@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-__all__ = ["plot_breakdown", "plot_histograms", "plot_pareto"]
+__all__ = ["ORACLE_LABEL", "draw_oracle", "oracle_points", "plot_breakdown", "plot_histograms", "plot_pareto"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
 _DPI = 150
@@ -78,6 +78,7 @@ def plot_pareto(
     ylabel: str,
     logx: bool = False,
     percent: bool | None = None,
+    oracle: bool = False,
 ) -> list[Path]:
     """Draw quality against cost, one marker/colour per group, with frontiers.
 
@@ -102,6 +103,9 @@ def plot_pareto(
         logx: Logarithmic x axis.
         percent: Multiply quality by 100 for display; ``None`` decides from
             ``evbench.harness.results.UNITS`` (fractions are shown as percent).
+        oracle: Also draw the oracle bound (:func:`draw_oracle`) where rows carry
+            ``oracle_gmacs_per_video`` (the generated dataset; ``cost`` must be
+            ``gmacs_per_video``).
 
     Returns:
         The written ``[png, svg]`` paths.  With no drawable point the figure
@@ -146,9 +150,11 @@ def plot_pareto(
     modeled = truthy_column(data, "modeled")
     lo_col, hi_col = f"{quality}_ci_low", f"{quality}_ci_high"
     handles: list[Line2D] = []
+    colours: dict[str, tuple[float, float, float, float]] = {}
     for i, name in enumerate(sorted(groups.unique())):
         sub = data[groups == name]
         colour = _colour(i)
+        colours[name] = colour
         marker = _MARKERS[i % len(_MARKERS)]
         x = pd.to_numeric(sub[cost], errors="coerce").to_numpy(float)
         y = pd.to_numeric(sub[quality], errors="coerce").to_numpy(float) * scale
@@ -245,6 +251,8 @@ def plot_pareto(
                 label="modeled (not measured)",
             )
         )
+    if oracle and cost == "gmacs_per_video":
+        handles += draw_oracle(ax, data, groups, colours, scale)
     if logx:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -255,6 +263,75 @@ def plot_pareto(
         handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False
     )
     return _save(fig, out_stem)
+
+
+#: Legend text of the oracle markers (what the y value of an oracle point is — not a measured accuracy).
+ORACLE_LABEL = "oracle per family (x: GMACs/video; y: share of\nvideos whose evidence it sees, not a top-1)"
+
+
+def oracle_points(data: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
+    """One oracle point per (series, method, config): ``x`` = oracle GMACs/video, ``y`` = evidence fraction.
+
+    Args:
+        data: Result rows with ``oracle_gmacs_per_video`` and ``oracle_evidence_fraction``.
+        groups: Series label per row (default: ``method``).
+
+    Returns:
+        Columns ``group``, ``method``, ``config``, ``x``, ``y`` (fraction 0-1),
+        ``measured_best`` (the cheapest measured GMACs/video of those rows);
+        empty when no row carries the oracle columns.
+    """
+    cols = ("oracle_gmacs_per_video", "oracle_evidence_fraction")
+    if data.empty or any(c not in data.columns for c in cols):
+        return pd.DataFrame(columns=["group", "method", "config", "x", "y", "measured_best"])
+    x = pd.to_numeric(data[cols[0]], errors="coerce")
+    y = pd.to_numeric(data[cols[1]], errors="coerce")
+    ok = np.isfinite(x) & np.isfinite(y)
+    g = groups if groups is not None else text_column(data, "method", "?")
+    tab = pd.DataFrame({
+        "group": g[ok].astype(str), "method": text_column(data, "method", "?")[ok],
+        "config": text_column(data, "config", "")[ok], "x": x[ok], "y": y[ok],
+        "measured": pd.to_numeric(data.loc[ok, "gmacs_per_video"], errors="coerce")
+        if "gmacs_per_video" in data.columns else np.nan,
+    })
+    if tab.empty:
+        return tab.assign(measured_best=[]).drop(columns="measured")
+    out = tab.groupby(["group", "method", "config"], sort=True).agg(
+        x=("x", "mean"), y=("y", "mean"), measured_best=("measured", "min")).reset_index()
+    return out
+
+
+def draw_oracle(ax: object, data: pd.DataFrame, groups: pd.Series, colours: dict, scale: float) -> list[Line2D]:
+    """Draw the oracle bound on a quality-vs-GMACs axis; return its legend handles.
+
+    Per series, a star at (oracle GMACs/video, share of test videos whose
+    evidence the family's action space can see × ``scale``) and a dotted
+    vertical line at its x (no policy of that action space can, on average,
+    see the evidence for less); the oracle frontier over all series (the
+    non-dominated stars) is a dashed black step line.  The star's y is not a
+    measured accuracy: it is what a perfect policy could see
+    (:mod:`evbench.harness.oracle`).
+
+    Returns:
+        Legend handles (empty when no row carries the oracle columns).
+    """
+    pts = oracle_points(data, groups)
+    if pts.empty:
+        return []
+    for _, p in pts.iterrows():
+        colour = colours.get(p["group"], "black")
+        ax.axvline(p["x"], color=colour, linestyle=":", linewidth=1.0, alpha=0.7, zorder=1)
+        ax.scatter([p["x"]], [p["y"] * scale], marker="*", s=170, color=colour, edgecolors="black",
+                   linewidths=0.7, zorder=6)
+    front = pareto_frontier(pts, cost="x", quality="y")
+    fx, fy = front["x"].to_numpy(float), front["y"].to_numpy(float) * scale
+    if len(front):
+        ax.step(fx, fy, where="post", color="black", linestyle="--", linewidth=1.2, alpha=0.8, zorder=2)
+    return [
+        Line2D([], [], color="grey", marker="*", markersize=11, markeredgecolor="black", linestyle=":",
+               label=_mpl(ORACLE_LABEL)),
+        Line2D([], [], color="black", linestyle="--", linewidth=1.2, label="oracle frontier (over families)"),
+    ]
 
 
 def _ordered_keys(hists: Sequence[dict[str, float]]) -> list[str]:

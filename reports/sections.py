@@ -136,14 +136,16 @@ def _unreadable_rows(df: pd.DataFrame) -> str:
             f"<ul>{items}{more}</ul>")
 
 
-def header_section(df: pd.DataFrame, where: str, title: str, n_data_errors: int) -> str:
-    """Title, SYNTHETIC banner, run directory, cell counts, environment and dataset notes.
+def header_section(df: pd.DataFrame, where: str, title: str, n_data_errors: int, first_screen: str = "") -> str:
+    """Title, SYNTHETIC banner, the first-screen findings, run directory, cell counts, environment, dataset notes.
 
     Args:
         df: All rows of the run.
         where: Run directory (or description of the source) shown verbatim.
         title: Page title.
         n_data_errors: Number of distinct bad input files, linked to the failures section.
+        first_screen: Built HTML placed right under the title and banner (the findings,
+            :func:`evbench.reports.findings.findings_section`), above every table and plot.
 
     Returns:
         HTML fragment.
@@ -158,6 +160,8 @@ def header_section(df: pd.DataFrame, where: str, title: str, n_data_errors: int)
             "the harness and the methods' mechanics; they are not comparable with published "
             "numbers on real datasets.</div>"
         )
+    if first_screen:
+        parts.append(first_screen)
     status = (
         text_column(df, "status", "(no status)")
         if "status" in df.columns
