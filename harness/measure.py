@@ -710,6 +710,11 @@ def measure_cell(
     clip_idx = _loadable(ds, ev.samples["id"].tolist(), settings.latency_clips)
     clips = [ds[i].x[None] for i in clip_idx]
     res.gmacs_static_upper = upper_bound_gmacs(measured, clips[0].to(run_device))
+    from evbench.harness.oracle import oracle_fields  # generated dataset only; elsewhere None + the reason
+
+    for k, v in oracle_fields(method, dataset, ev.samples["id"].tolist(), ev.traces, clips[0],
+                              res.gmacs_per_video).items():
+        setattr(res, k, v)
     if settings.crosscheck:
         res.ptflops_crosscheck = ptflops_crosscheck(method)
     if on_ort:

@@ -184,6 +184,18 @@ class CellResult:
     logit_diff_clips: int | None = col("int", "measured", "clips compared for max_abs_logit_diff", short="clips",
                                        fmt="count")
     mismatched_clips: list | None = col("list", "measured")
+    # the oracle bound on the generated dataset (harness/oracle.py; None elsewhere, the reason in oracle_note)
+    oracle_gmacs_per_video: float | None = col(
+        "float", "measured", "GMACs per video of the oracle schedule (cheapest in the family's action space that "
+                             "sees the evidence at a sufficient resolution; generator manifest), mean over videos",
+        **_GMACS)
+    oracle_gap: float | None = col("float", "measured", "ratio gmacs_per_video / oracle_gmacs_per_video",
+                                   short="×", fmt="other")
+    oracle_evidence_fraction: float | None = col(
+        "float", "measured", "fraction 0-1 of test videos whose evidence some schedule of the family sees", **_FRAC)
+    evidence_seen_fraction: float | None = col(
+        "float", "measured", "fraction 0-1 of test videos whose evidence the executed schedule saw", **_FRAC)
+    oracle_note: str | None = col("str", "measured")
 
     # ------------------------------------------------------------------ timed
     latency_ms_p50: float | None = col("float", "timing", f"{_LAT} wall clock, 50th percentile", **_MS)
