@@ -20,9 +20,14 @@ on the same clock as the module spans (not as "mean minus modules"), so the sum 
 parts is an independent estimate of the query's wall time, compared to the outer
 per-query timer's mean (:data:`SUM_TOLERANCE`).
 
-Clock: ``time.perf_counter_ns``; on CUDA each hook first calls ``torch.cuda.synchronize()``
-so that a span ends when its kernels have finished (this serialises the host and the
-device, so on CUDA the hooked queries are slower than unhooked ones; the report says so).
+Clock: ``time.perf_counter_ns`` on CPU.  On CUDA each hook event records a
+``torch.cuda.Event(enable_timing=True)`` on the current stream instead (no synchronisation
+inside the query); at the end of the query the device is synchronised once and each span
+is the ``elapsed_time`` between consecutive events — the GPU timeline, the same clock as
+the single-stream latency on CUDA (:func:`evbench.harness.timing.measure_latency`).  A span
+in which the GPU waited for the host (Python control flow, ``.item()`` decisions) counts as
+the role's time as it does in the query's latency.  The hooked queries' mean is taken from
+the first to the last event of each query, so on CUDA the parts sum to it exactly.
 
 :func:`harness_overhead_ms` is the harness's own cost per query: the same timer loop
 (:func:`evbench.harness.timing.measure_latency`) and the same query wrapper around a
@@ -85,8 +90,13 @@ class RoleTimer:
 
     Args:
         modules: ``(name, module, role)`` as from :func:`costed_modules`.
-        device: Where the method runs; on CUDA every event synchronises first.
-        clock: Integer-nanosecond clock (default ``time.perf_counter_ns``).
+        device: Where the method runs; on CUDA every event is a recorded
+            ``torch.cuda.Event``, resolved at :meth:`end` (one synchronise per query).
+        clock: Integer-nanosecond clock (default ``time.perf_counter_ns``; CPU only).
+
+    Attributes:
+        last_query_ns: Span of the last query (:meth:`begin` to :meth:`end`), ns,
+            on the same clock as the parts.
     """
 
     def __init__(self, modules: Sequence[tuple[str, nn.Module, str]], *, device: torch.device | str = "cpu",
@@ -99,19 +109,28 @@ class RoleTimer:
         self.calls: dict[str, int] = {role: 0 for _, _, role in self.modules}
         self._depth = 0
         self._mark = 0
+        self._start = 0
         self._handles: list[Any] = []
+        self._cuda = self.device.type == "cuda"
+        self._events: list[tuple[Any, str | None]] = []  # CUDA: (event, role of the span ending at it)
+        self.last_query_ns = 0
 
-    def _now(self) -> int:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return self.clock()
+    def _span(self, role: str | None) -> None:
+        """Close the span since the last mark as ``role``'s time (``None``: open the first mark)."""
+        if self._cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self._events.append((ev, role))
+            return
+        now = self.clock()
+        if role is not None:
+            self.ns[role] += now - self._mark
+        self._mark = now
 
     def _pre(self, role: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _args: Any) -> None:
             if self._depth == 0:
-                now = self._now()
-                self.ns[OTHER] += now - self._mark
-                self._mark = now
+                self._span(OTHER)
             self._depth += 1
 
         return hook
@@ -120,10 +139,8 @@ class RoleTimer:
         def hook(_module: nn.Module, _args: Any, _out: Any) -> None:
             self._depth -= 1
             if self._depth == 0:
-                now = self._now()
-                self.ns[role] += now - self._mark
+                self._span(role)
                 self.calls[role] += 1
-                self._mark = now
 
         return hook
 
@@ -141,13 +158,27 @@ class RoleTimer:
     def begin(self) -> None:
         """Start a query (the time until the first costed module is ``other``)."""
         self._depth = 0
-        self._mark = self._now()
+        self._events = []
+        self._span(None)
+        self._start = self._mark
 
     def end(self) -> None:
-        """End a query (the time since the last costed module returned is ``other``)."""
-        now = self._now()
-        self.ns[OTHER] += now - self._mark
-        self._mark = now
+        """End a query (the time since the last costed module returned is ``other``).
+
+        On CUDA: synchronises once and adds each span between consecutive events.
+        """
+        self._span(OTHER)
+        if not self._cuda:
+            self.last_query_ns = self._mark - self._start
+            return
+        torch.cuda.synchronize(self.device)
+        total = 0
+        for (prev, _), (ev, role) in zip(self._events, self._events[1:], strict=False):
+            ns = int(round(float(prev.elapsed_time(ev)) * 1e6))
+            self.ns[role or OTHER] += ns
+            total += ns
+        self.last_query_ns = total
+        self._events = []
 
 
 def make_query(method: Callable[..., Any], xs: Sequence[torch.Tensor], knobs: Mapping[str, Any]) -> Callable[[], None]:
@@ -176,7 +207,7 @@ def measure_breakdown(method: nn.Module, xs: Sequence[torch.Tensor], *, knobs: M
         method: The method, already warmed up, on ``device``, in eval mode.
         xs: Batch-1 clips ``(1, T, ...)`` on ``device``, cycled through.
         knobs: Operating point.
-        device: Run device (CUDA: synchronised at every hook event).
+        device: Run device (CUDA: ``torch.cuda.Event`` at every hook event, one synchronise per query).
         queries: Hooked queries (>= 1).
         clock: Integer-nanosecond clock (tests); default ``time.perf_counter_ns``.
 
@@ -184,7 +215,9 @@ def measure_breakdown(method: nn.Module, xs: Sequence[torch.Tensor], *, knobs: M
         ``latency_breakdown_ms`` (role -> ms per query, plus ``"other"``; every
         role of a costed module appears, 0.0 when it never ran),
         ``latency_breakdown_mean_ms`` (mean wall clock of the hooked queries,
-        ms, from the outer per-query timer), ``latency_breakdown_queries``,
+        ms, from the outer per-query timer; on CUDA from each query's first to
+        last event), ``latency_breakdown_queries``, ``timer``
+        (``"perf_counter_ns"`` or ``"cuda_event"``),
         ``sum_rel_error`` (|sum of parts - mean| / mean) and ``module_calls``
         (outermost calls per role per query).
 
@@ -201,7 +234,12 @@ def measure_breakdown(method: nn.Module, xs: Sequence[torch.Tensor], *, knobs: M
     with timer:
         for _ in range(queries):
             if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
+                torch.cuda.synchronize(dev)  # the device idle at the first event, as in the latency loop
+                timer.begin()
+                query()
+                timer.end()
+                total += timer.last_query_ns  # CUDA events, first to last of the query
+                continue
             t0 = clk()
             timer.begin()
             query()
@@ -214,6 +252,7 @@ def measure_breakdown(method: nn.Module, xs: Sequence[torch.Tensor], *, knobs: M
         "latency_breakdown_ms": parts,
         "latency_breakdown_mean_ms": mean_ms,
         "latency_breakdown_queries": queries,
+        "timer": "cuda_event" if dev.type == "cuda" else "perf_counter_ns",
         "sum_rel_error": abs(s - mean_ms) / mean_ms if mean_ms > 0 else 0.0,
         "module_calls": {role: c / queries for role, c in timer.calls.items()},
     }

@@ -191,7 +191,7 @@ def _profile_inputs(args: argparse.Namespace, method: Any) -> tuple[list[Any], s
 #: ``evbench profile`` flags that set a :class:`~evbench.harness.settings.MeasureSettings` key (for messages).
 _PROFILE_FLAGS = {"min_queries": "--min-queries", "min_duration_s": "--min-duration", "offline": "--no-offline",
                   "crosscheck": "--no-crosscheck", "latency_clips": "--clips", "max_clips": "--clips",
-                  "max_seconds": "--max-seconds"}
+                  "max_seconds": "--max-seconds", "precision": "--precision"}
 
 
 def _measure_overrides(items: list[str] | None, flag: str = "--measure") -> dict[str, Any]:
@@ -218,6 +218,8 @@ def profile_settings(args: argparse.Namespace) -> Any:
         given["min_duration_s"] = args.min_duration
     if getattr(args, "max_seconds", None) is not None:
         given["max_seconds"] = args.max_seconds
+    if getattr(args, "precision", None) is not None:
+        given["precision"] = args.precision
     settings = MeasureSettings.from_mapping(given, source="evbench profile", key_names=_PROFILE_FLAGS)
     extra = _measure_overrides(getattr(args, "measure", None))
     return settings.replace(source="evbench profile --measure", **extra) if extra else settings
@@ -244,6 +246,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     settings = profile_settings(args)
+    from evbench.harness.precision import check_precision
+
+    providers = _providers(args) if args.backend == "onnxruntime" else None
+    check_precision(settings.precision, args.device, backend=args.backend, providers=providers)  # before building
     overrides = _overrides(args)
     if args.data:
         from evbench.harness.data import open_dataset
@@ -274,7 +280,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
         dataset = RandomClips(tuple(method.example_input(1).shape[1:]), args.clips, num_classes=num_classes)
     res = measure_cell(method, dataset, settings, knobs=knobs, device=args.device, backend=args.backend,
-                       providers=_providers(args) if args.backend == "onnxruntime" else None,
+                       providers=providers,
                        bundle_dir=args.bundle, trained=False,
                        progress=not getattr(args, "quiet", False) and sys.stderr.isatty())  # tqdm per phase
     res.suite, res.config, res.overrides, res.applied_overrides = "profile", args.config, overrides, applied
@@ -369,9 +375,11 @@ def _print_profile(row: dict[str, Any]) -> None:
 
 
 def _providers(args: argparse.Namespace) -> list[str] | None:
-    """ONNX Runtime execution providers from ``--providers`` (comma list), else by ``--device``."""
+    """ONNX Runtime execution providers from ``--providers`` (comma list; cpu, cuda, tensorrt or full names), else by ``--device``."""
     if getattr(args, "providers", None):
-        return [p.strip() for p in args.providers.split(",") if p.strip()]
+        from evbench.harness.onnx_backend import resolve_providers
+
+        return resolve_providers([p.strip() for p in args.providers.split(",") if p.strip()])
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if str(args.device).startswith("cuda") else None
 
 
@@ -591,12 +599,15 @@ def _run_locked(args: argparse.Namespace, out: Path) -> int:
 
         raise UserError(f"--backend {','.join(unknown)}: choose from torch, onnxruntime")
     measure = _measure_overrides(getattr(args, "measure", None))
+    if getattr(args, "precision", None):
+        measure["precision"] = args.precision
     cells = [c for src in sources for dev in devices for backend in backends
              for c in suite.cells(data=src, train_data=train_data, device=dev, methods=methods, knob_sweeps=sweeps,
                                   test_split=test_split, backend=backend, measure=measure)]
     from evbench.harness.checks import check_cells
 
     check_cells(cells, suite.path or suite.name)  # bad overrides / knobs: one error now, not N failed cells
+    _check_run_gpu(cells, serial=getattr(args, "executor", "serial") == "serial")  # fp16 on a CPU, ONNX Runtime without its GPU provider: one error now
     print(f"suite {suite.name}: {len(cells)} cells -> {out}", file=sys.stderr)
     executor = _executor(args, cells, out)
     try:
@@ -621,9 +632,42 @@ def _run_locked(args: argparse.Namespace, out: Path) -> int:
     return 0 if summary.failed == 0 else 3
 
 
+def _check_run_gpu(cells: list, *, serial: bool = True) -> None:
+    """Refuse a run whose cells ask for a precision or ONNX Runtime provider this machine cannot give.
+
+    The provider is checked only when the cells run here (``serial``): a Ray
+    or Slurm worker may have onnxruntime-gpu where the driver has not.
+
+    Raises:
+        SettingsError: ``--precision fp16`` on a CPU (or a modeled device's CPU
+            evaluation), a lower precision on ONNX Runtime
+            (:func:`evbench.harness.precision.check_precision`).
+        OnnxBackendError: ``--backend onnxruntime`` on a ``cuda`` device without
+            the CUDA execution provider (onnxruntime-gpu not installed).
+    """
+    from evbench.harness.executors import split_device
+    from evbench.harness.precision import check_precision
+
+    seen: set[tuple[str, str, str]] = set()
+    for c in cells:
+        key = (c.measure.precision, str(c.device), c.backend)
+        if key in seen:
+            continue
+        seen.add(key)
+        dev = split_device(c.device)[0]
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if dev.startswith("cuda") else None
+        check_precision(c.measure.precision, c.device, backend=c.backend, providers=providers,
+                        source=f"--precision (cell {c.label or c.method} on {c.device})")
+        if c.backend == "onnxruntime" and providers and serial:
+            from evbench.harness.onnx_backend import _check_providers
+
+            _check_providers(providers)
+
+
 #: Options of ``evbench run`` repeated in the ``--resume`` hint (with the defaults left out).
 _RUN_OPTIONS = {"suite": None, "data": None, "methods": None, "train": None, "test": None, "gmacs_per_frame": None,
-                "device": "cpu", "backend": "torch", "cache_dir": None, "threads": None, "executor": "serial",
+                "device": "cpu", "backend": "torch", "precision": None, "cache_dir": None, "threads": None,
+                "executor": "serial",
                 "address": None, "slurm_partition": None, "slurm_gpus_per_task": None}
 
 
@@ -723,18 +767,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_model_validate(args: argparse.Namespace) -> int:
-    """Validate the modeled-device roofline on this CPU (fit on some models, predict held-out ones)."""
-    from evbench.harness.devices.modeled import VALIDATION_PATH, validate_cpu
+    """Validate the modeled-device roofline on this CPU or a GPU (fit on some models, predict held-out ones)."""
+    from evbench.harness.devices.modeled import VALIDATION_PATH, validate_device
+    from evbench.harness.devices.modeled.validation import validation_filename
 
+    device = getattr(args, "device", "cpu") or "cpu"
+    precision = getattr(args, "precision", None) or ("fp16" if device.startswith("cuda") else "fp32")
     out = Path(args.out) if args.out else VALIDATION_PATH.parent
     out.mkdir(parents=True, exist_ok=True)
-    result = validate_cpu(resolution=args.resolution, threads=args.threads or 1,
-                          progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
-    path = out / "cpu-validation.json"
+    result = validate_device(device=device, precision=precision, resolution=args.resolution,
+                             threads=args.threads or 1,
+                             progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
+    path = out / validation_filename(device)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     s = result["summary"]
     print(f"held-out models: mean |error| {s['held_out_mean_abs_error_pct']:.1f} %, "
-          f"max {s['held_out_max_abs_error_pct']:.1f} % (MODELED vs measured p50, {s['threads']} threads)")
+          f"max {s['held_out_max_abs_error_pct']:.1f} % (MODELED vs measured p50, {s['runtime']}, "
+          f"{s['threads']} threads)")
     print(f"validation: {path}")
     return 0
 
@@ -839,8 +888,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-crosscheck", action="store_true", help="skip the ptflops cross-check")
     pr.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                     help="torch eager, or ONNX Runtime with every costed module exported and the control flow in Python")
-    pr.add_argument("--providers", help="ONNX Runtime execution providers, comma-separated "
+    pr.add_argument("--providers", help="ONNX Runtime execution providers, comma-separated: cpu, cuda, tensorrt "
+                                        "(each with its fallbacks) or full names such as CUDAExecutionProvider "
                                         "(default CPUExecutionProvider; CUDA first with --device cuda)")
+    pr.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
+                    help="fp32 (default), or fp16/bf16 through torch.autocast around evaluation and timing "
+                         "(fp16 needs --device cuda; with --backend onnxruntime only fp16 with --providers tensorrt)")
     pr.add_argument("--bundle", help="with --backend onnxruntime: keep the exported bundle in this directory")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_profile)
@@ -881,6 +934,11 @@ def build_parser() -> argparse.ArgumentParser:
     mv.add_argument("--out", help="directory for cpu-validation.json (default: the package's harness/devices, read by every modeled cell)")
     mv.add_argument("--resolution", type=int, default=128, help="input side, px (default 128)")
     mv.add_argument("--threads", type=int, help="torch intra-op threads, recorded (default 1)")
+    mv.add_argument("--device", default="cpu", help="cpu (default; cpu-validation.json, read by every modeled "
+                                                     "cell) or cuda[:N] (cuda-validation.json: the model checked "
+                                                     "on an attached GPU)")
+    mv.add_argument("--precision", choices=("fp32", "fp16"),
+                    help="weights and inputs (default fp32 on cpu, fp16 on cuda: the Jetson runtime pytorch-fp16)")
     mv.add_argument("--quiet", action="store_true")
     mv.set_defaults(func=cmd_model_validate)
 
@@ -916,6 +974,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="backend(s), comma-separated: torch, onnxruntime (costed modules in ONNX Runtime, control "
                         "flow in Python); several give side-by-side cells sharing one trained model")
     r.add_argument("--cache-dir", help="decoded-frame cache and generated data (default ~/.cache/evbench)")
+    r.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
+                   help="numeric precision of every cell (a [measure] setting, part of the cell id): fp32 (default), "
+                        "fp16 or bf16 through torch.autocast around evaluation and timing; fp16 needs a CUDA "
+                        "device, bf16 also runs on a CPU")
     r.add_argument("--measure", action="append", metavar="KEY=VALUE",
                    help="override a measurement setting of the suite's [measure] table (repeatable; part of every "
                         "cell id): " + ", ".join(_DEFAULTS.keys()))

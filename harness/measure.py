@@ -612,7 +612,12 @@ def measure_cell(
     latency of every evaluated trace.  With ``backend="onnxruntime"`` every
     costed module runs in ONNX Runtime (control flow in Python), the executed
     MACs are counted on the torch forward with the same inputs, and
-    ``max_abs_logit_diff``/``decisions_match`` compare it to torch eager.
+    ``max_abs_logit_diff``/``decisions_match`` compare it to torch eager;
+    with a GPU execution provider first (CUDA, TensorRT) the row's
+    ``backend`` names it (``onnxruntime-cuda``, ``onnxruntime-tensorrt``).
+    ``settings.precision`` fp16/bf16 runs every torch forward here —
+    evaluation, upper bound, latency, breakdown, offline — under
+    ``torch.autocast`` (:mod:`evbench.harness.precision`).
 
     Args:
         method: A torch method (built, weights loaded).  It is moved to the
@@ -627,7 +632,8 @@ def measure_cell(
         device: ``"cpu"``, ``"cuda[:N]"`` or a modeled device (then the torch
             work runs on the CPU and ``modeled`` is True).
         backend: ``"torch"`` (eager) or ``"onnxruntime"``.
-        providers: ONNX Runtime execution providers (``None``: CPU).
+        providers: ONNX Runtime execution providers (``None``: CUDA then CPU
+            on a ``cuda`` device, else CPU).
         bundle_dir: ONNX Runtime: keep the exported modules in this directory.
         trained: Whether the weights are trained on this data's train split;
             accuracy is measured only then (untrained accuracy is chance).
@@ -644,10 +650,14 @@ def measure_cell(
         RuntimeError: No clip of ``dataset`` could be evaluated.
         evbench.harness.api.KnobError: A knob the method does not declare.
         ValueError: Unknown backend or modeled device; NaN logits.
+        evbench.harness.settings.SettingsError: ``settings.precision`` the
+            device or backend cannot run (fp16 off CUDA, a lower precision on
+            ONNX Runtime without TensorRT; :func:`evbench.harness.precision.check_precision`).
     """
     from evbench.harness.budget import Budget
     from evbench.harness.devices.modeled import is_modeled_device
     from evbench.harness.env import fingerprint
+    from evbench.harness.precision import autocast, check_precision, precision_convention
 
     budget = Budget(settings.max_seconds)  # settings.max_seconds: the whole measurement, from here
     if backend not in ("torch", "onnxruntime"):
@@ -657,13 +667,19 @@ def measure_cell(
     card = method.card
     modeled = is_modeled_device(device)
     run_device = "cpu" if modeled else device
+    if providers is None and backend == "onnxruntime" and str(run_device).startswith("cuda"):
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]  # a cuda cell runs ONNX Runtime on the GPU
+    precision = settings.precision
+    check_precision(precision, device, backend=backend, providers=providers, source="precision")
+    # fp16/bf16: autocast around every torch forward below; ONNX Runtime's TensorRT fp16 is a provider option
+    amp = lambda: autocast(precision if backend == "torch" else "fp32", run_device)  # noqa: E731
     method.to(run_device).eval()
     ds = _Head(dataset, settings.max_clips) if settings.max_clips is not None else dataset
     class_names = list(getattr(dataset, "class_names", []))
     res = CellResult(
         method=card.name, title=card.title, paper=card.paper, doi=card.doi, input_kind=card.input_kind,
         knobs=knobs, dataset=getattr(dataset, "name", None), dataset_synthetic=bool(getattr(dataset, "synthetic", False)),
-        dataset_note=getattr(dataset, "note", "") or "", device=device, backend=backend, precision="fp32",
+        dataset_note=getattr(dataset, "note", "") or "", device=device, backend=backend, precision=precision,
         modeled=modeled, resolution=card.resolution, measure_settings=settings.to_dict(), trained=bool(trained),
         inference_settings=dict(getattr(method, "inference_settings", None) or {}) or None,
     )
@@ -672,11 +688,14 @@ def measure_cell(
         from evbench.harness.onnx_backend import backend_info, to_onnxruntime
 
         measured = to_onnxruntime(method.cpu(), providers=list(providers) if providers else None,
-                                  bundle_dir=bundle_dir)
+                                  bundle_dir=bundle_dir, fp16=precision == "fp16")
         res.backend_detail = backend_info(measured)  # "onnxruntime-cpu", providers, versions (also env.backend)
+        if res.backend_detail["providers"][0] != "CPUExecutionProvider":  # a GPU provider names the row's backend
+            res.backend = res.backend_detail["backend"]  # "onnxruntime-cuda" / "onnxruntime-tensorrt"
 
-    ev = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
-                  count_executed=settings.count_executed and not on_ort, progress=progress)
+    with amp():
+        ev = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
+                      count_executed=settings.count_executed and not on_ort, progress=progress)
     n = len(ev.samples)
     res.num_videos = n
     res.data_errors = [{**e, "stage": "eval"} for e in ev.errors]
@@ -709,7 +728,8 @@ def measure_cell(
     res.cost_table = cost_table_rows(measured)
     clip_idx = _loadable(ds, ev.samples["id"].tolist(), settings.latency_clips)
     clips = [ds[i].x[None] for i in clip_idx]
-    res.gmacs_static_upper = upper_bound_gmacs(measured, clips[0].to(run_device))
+    with amp():
+        res.gmacs_static_upper = upper_bound_gmacs(measured, clips[0].to(run_device))
     from evbench.harness.oracle import oracle_fields  # generated dataset only; elsewhere None + the reason
 
     for k, v in oracle_fields(method, dataset, ev.samples["id"].tolist(), ev.traces, clips[0],
@@ -733,8 +753,9 @@ def measure_cell(
         dev = torch.device(run_device)
         xs = [c.to(dev) for c in clips]
         res.timed_start = time.time()
-        timed = _timed(measured, xs, settings, device=dev, knobs=knobs, frames_used=res.frames_used or 1.0,
-                       budget=budget, progress=progress)
+        with amp():  # one autocast region for the timed phases (weights cast once, not per query)
+            timed = _timed(measured, xs, settings, device=dev, knobs=knobs, frames_used=res.frames_used or 1.0,
+                           budget=budget, progress=progress)
         res.timed_end = time.time()
         lat = timed["latency"]
         res.latency_ms_p50, res.latency_ms_p90, res.latency_ms_p99 = lat["p50"], lat["p90"], lat["p99"]
@@ -745,6 +766,8 @@ def measure_cell(
         res.fps_offline, res.fps_offline_batch = timed["fps"], timed["fps_offline_batch"]
         res.peak_rss_mb, res.peak_cuda_mb = timed["peak_rss_mb"], timed["peak_cuda_mb"]
         res.energy_j_per_clip, res.energy_source = lat.get("energy_j_per_query"), lat.get("energy_source")
+        energy = lat.get("energy_detail") or {}  # the meter's reading (NVML counter / sampled power / RAPL)
+        res.energy_interval_s, res.energy_samples = energy.get("interval_s"), energy.get("samples")
         res.threads = torch.get_num_threads()
         bd = timed["breakdown"] or {}  # harness/breakdown.py: hooked queries after the latency window
         res.latency_breakdown_ms, res.latency_breakdown_mean_ms = bd.get("latency_breakdown_ms"), bd.get(
@@ -755,8 +778,8 @@ def measure_cell(
         res.fps_offline_skipped_batches = timed["fps_offline_skipped_batches"]
         for k, v in stream_fps(res.frames_used, res.frames_total, lat["mean"]).items():
             setattr(res, k, v)
-    res.conventions = dict(CONVENTIONS)
+    res.conventions = {**CONVENTIONS, "precision": precision_convention(precision, run_device, backend)}
     env_backend = (res.backend_detail or {}).get("backend", backend)
-    res.env = fingerprint(device=run_device, backend=env_backend, precision="fp32")
+    res.env = fingerprint(device=run_device, backend=env_backend, precision=precision)
     res.samples = ev.samples
     return res

@@ -68,6 +68,7 @@ __all__ = [
     "export_bundle",
     "export_modules",
     "max_abs_logit_diff",
+    "resolve_providers",
     "to_onnxruntime",
 ]
 
@@ -76,6 +77,13 @@ OPSET = 13  # JetPack 4.6 (Nano) ships onnxruntime 1.11 and TensorRT 8.2; both l
 _INFO_ATTR = "_evbench_onnx"
 _PROVIDER_SHORT = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
                    "TensorrtExecutionProvider": "tensorrt"}
+#: ``--providers`` short names: each expands to the provider and its fallbacks, in priority order.
+PROVIDER_ALIASES = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+    "trt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
 
 
 class OnnxBackendError(RuntimeError):
@@ -306,21 +314,55 @@ def _session_options(threads: int | None) -> Any:
     return opts
 
 
+def resolve_providers(providers: Sequence[str] | None) -> list[str]:
+    """Execution provider names from full names or the short names ``cpu``, ``cuda``, ``tensorrt`` (``trt``).
+
+    A short name brings its fallbacks (``tensorrt`` -> TensorRT, CUDA, CPU:
+    ONNX Runtime assigns each node to the first provider that supports it);
+    duplicates are dropped, the order kept.
+
+    Args:
+        providers: Names in priority order; ``None`` or empty: CPU.
+
+    Returns:
+        Full provider names.
+    """
+    out: list[str] = []
+    for p in providers or ["CPUExecutionProvider"]:
+        for name in PROVIDER_ALIASES.get(str(p).strip().lower(), (str(p).strip(),)):
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def _check_providers(providers: Sequence[str] | None) -> list[str]:
     import onnxruntime as ort
 
-    wanted = list(providers or ["CPUExecutionProvider"])
+    wanted = resolve_providers(providers)
     available = ort.get_available_providers()
     missing = [p for p in wanted if p not in available]
     if missing:
-        raise OnnxBackendError(f"ONNX Runtime execution providers {missing} are not available here; "
-                               f"available: {available} (install onnxruntime-gpu for CUDA/TensorRT)")
+        raise OnnxBackendError(f"ONNX Runtime execution providers {missing} are not available here "
+                               f"(onnxruntime {ort.__version__} has {available}); install onnxruntime-gpu "
+                               f"for CUDA/TensorRT, or choose --providers cpu")
     return wanted
+
+
+def _provider_options(providers: Sequence[str], root: Path, fp16: bool) -> list[Any]:
+    """Providers as ``InferenceSession`` takes them: TensorRT with its engine cache (and fp16), others by name."""
+    out: list[Any] = []
+    for p in providers:
+        if p == "TensorrtExecutionProvider":
+            out.append((p, {"trt_fp16_enable": bool(fp16), "trt_engine_cache_enable": True,
+                            "trt_engine_cache_path": str(root / "trt-cache")}))
+        else:
+            out.append(p)
+    return out
 
 
 def to_onnxruntime(
     method: Method, *, providers: Sequence[str] | None = None, bundle_dir: str | Path | None = None,
-    threads: int | None = None, opset: int = OPSET,
+    threads: int | None = None, opset: int = OPSET, fp16: bool = False,
 ) -> Method:
     """A copy of ``method`` whose costed modules run in ONNX Runtime.
 
@@ -334,13 +376,18 @@ def to_onnxruntime(
         threads: ONNX Runtime intra-op threads (default ``torch.get_num_threads()``,
             so both backends are timed with the same thread count).
         opset: ONNX opset of the exported graphs.
+        fp16: TensorRT provider only: let TensorRT build fp16 engines
+            (``trt_fp16_enable``); the graphs stay fp32.
 
     Returns:
         The copy, in eval mode, with ``card``, ``cost_entries()`` and the cost
-        table of the original; :func:`backend_info` describes it.
+        table of the original; :func:`backend_info` describes it
+        (``providers_active``: what ONNX Runtime actually loaded).
 
     Raises:
-        OnnxBackendError: Export failed, or a requested provider is unavailable.
+        OnnxBackendError: Export failed, a requested provider is unavailable,
+            or ONNX Runtime fell back from the first requested provider (e.g.
+            the CUDA provider without the CUDA/cuDNN libraries it needs).
     """
 
     wanted = _check_providers(providers)
@@ -350,19 +397,27 @@ def to_onnxruntime(
         bundle_dir = tmp.name
     cost_table(method)  # cached on the method, so the copy carries it
     specs = export_modules(method, bundle_dir, opset=opset)
-    return _assemble(method, specs, Path(bundle_dir), wanted, threads, keep=tmp, opset=opset)
+    return _assemble(method, specs, Path(bundle_dir), wanted, threads, keep=tmp, opset=opset, fp16=fp16)
 
 
 def _assemble(method: Method, specs: Sequence[ExportedModule], root: Path, providers: list[str],
-              threads: int | None, keep: Any = None, opset: int = OPSET) -> Method:
+              threads: int | None, keep: Any = None, opset: int = OPSET, fp16: bool = False) -> Method:
     import onnxruntime as ort
 
     ort_method = copy.deepcopy(method).eval()
     recorder = _Recorder()
     by_module: dict[str, dict[tuple[int, ...], _Session]] = {}
     opts = _session_options(threads)
+    active: list[str] = []
     for spec in specs:
-        sess = ort.InferenceSession(str(root / spec.file), sess_options=opts, providers=providers)
+        sess = ort.InferenceSession(str(root / spec.file), sess_options=opts,
+                                    providers=_provider_options(providers, root, fp16))
+        active = list(sess.get_providers())
+        if providers[0] not in active:  # ONNX Runtime falls back silently (a warning) when a provider fails to load
+            raise OnnxBackendError(f"module {spec.module}{spec.input_shape}: ONNX Runtime did not load "
+                                   f"{providers[0]} (session providers: {active}); for CUDA/TensorRT check that "
+                                   "the CUDA, cuDNN and TensorRT libraries onnxruntime-gpu needs are on the "
+                                   "library path")
         by_module.setdefault(spec.module, {})[spec.input_shape] = _Session(
             spec, sess, pytree.treespec_loads(spec.out_spec), len(spec.inputs))
     for name, sessions in by_module.items():
@@ -371,7 +426,9 @@ def _assemble(method: Method, specs: Sequence[ExportedModule], root: Path, provi
         setattr(parent, attr, OrtModule(name, sessions, recorder))
     short = _PROVIDER_SHORT.get(providers[0], providers[0])
     info = {
-        "backend": f"onnxruntime-{short}", "providers": providers, "onnxruntime": ort.__version__,
+        "backend": f"onnxruntime-{short}", "providers": providers, "providers_active": active,
+        "trt_fp16": bool(fp16) if "TensorrtExecutionProvider" in providers else None,
+        "onnxruntime": ort.__version__,
         "opset": opset, "bundle_dir": str(root), "modules_exported": len(specs),
         "intra_op_threads": opts.intra_op_num_threads,
         "exporter": "torch.onnx.export(dynamo=False), dynamic batch, one graph per (module, input shape)",

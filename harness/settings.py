@@ -23,15 +23,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MeasureSettings", "SettingsError", "DEFAULT_SETTINGS"]
+__all__ = ["MeasureSettings", "SettingsError", "DEFAULT_SETTINGS", "PRECISIONS"]
+
+#: Numeric precisions of a measurement (:mod:`evbench.harness.precision`).
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class SettingsError(ValueError):
     """A bad measurement setting; the one-line message names the source, the key and what is allowed."""
 
 
-def _spec(kind: str, doc: str, *, minimum: float | None = None, optional: bool = False) -> dict[str, Any]:
-    return {"kind": kind, "doc": doc, "min": minimum, "optional": optional}
+def _spec(kind: str, doc: str, *, minimum: float | None = None, optional: bool = False,
+          choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    return {"kind": kind, "doc": doc, "min": minimum, "optional": optional, "choices": choices}
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ class MeasureSettings:
             on a 2-core CPU: warm-up runs, the latency window, the breakdown
             and the offline batch list shrink to fit (:mod:`evbench.harness.budget`),
             and the row says what was cut.
+        precision: ``fp32``, or ``fp16`` / ``bf16`` through ``torch.autocast``
+            around every forward of the measurement, evaluation included
+            (:mod:`evbench.harness.precision`: fp16 needs CUDA, bf16 runs on a
+            CPU too); recorded in the row's ``precision`` and fingerprint.
     """
 
     latency: bool = field(default=True, metadata=_spec("bool", "measure latency, offline FPS, memory, energy"))
@@ -98,6 +106,8 @@ class MeasureSettings:
                                                               minimum=1))
     max_seconds: float | None = field(default=150.0, metadata=_spec(
         "float", "s, wall-time budget of the cell's measurement (none: unlimited)", minimum=0.0, optional=True))
+    precision: str = field(default="fp32", metadata=_spec(
+        "choice", "fp32, or fp16/bf16 autocast of every forward (fp16 needs CUDA)", choices=PRECISIONS))
 
     def __post_init__(self) -> None:
         """Validate (the constructor is as strict as :meth:`from_mapping`).
@@ -168,7 +178,7 @@ class MeasureSettings:
         return out
 
 
-_WHAT = {"bool": "true/false", "int": "integer", "float": "number", "ints": "list of integers"}
+_WHAT = {"bool": "true/false", "int": "integer", "float": "number", "ints": "list of integers", "choice": "text"}
 
 
 def _default_text(f: dataclasses.Field) -> str:
@@ -184,7 +194,8 @@ def _allowed_text(f: dataclasses.Field) -> str:
     kind, lo = f.metadata["kind"], f.metadata["min"]
     bound = "" if lo is None else (f" >= {lo:g}" if kind != "ints" else f" each >= {lo:g}")
     text = {"bool": "true or false", "int": f"an integer{bound}", "float": f"a finite number{bound}",
-            "ints": f"a non-empty list of integers{bound}"}[kind]
+            "ints": f"a non-empty list of integers{bound}",
+            "choice": "one of " + ", ".join(repr(c) for c in f.metadata["choices"] or ())}[kind]
     return text + (" (or omit it for none)" if f.metadata["optional"] else "")
 
 
@@ -222,6 +233,9 @@ def _validate(values: Mapping[str, Any], source: str, key_names: Mapping[str, st
                     isinstance(e, bool) or not isinstance(e, int) or (lo is not None and e < lo) for e in v):
                 raise bad()
             v = tuple(int(e) for e in v)
+        elif kind == "choice":
+            if not isinstance(v, str) or v not in (f.metadata["choices"] or ()):
+                raise bad()
         out[f.name] = v
     if out["max_duration_s"] < out["min_duration_s"]:
         raise SettingsError(f"{source}: {names.get('max_duration_s', 'max_duration_s')} = {out['max_duration_s']:g}"

@@ -162,12 +162,14 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """Short display name: method, config, overrides, knobs, and the backend when not torch eager."""
+        """Short display name: method, config, overrides, knobs, the backend when not torch eager, the precision when not fp32."""
         parts = [self.method, self.config]
         parts += [f"{k}={v}" for k, v in sorted(self.overrides.items())]
         parts += [f"{k}={v}" for k, v in sorted(self.knobs.items())]
         if self.backend != "torch":
             parts.append(f"[{self.backend}]")
+        if self.measure.precision != "fp32":
+            parts.append(f"[{self.measure.precision}]")
         return " ".join(parts)
 
 

@@ -267,6 +267,9 @@ class LatencyStats:
             meter's reading ÷ ``n``), None when no meter was given or it could
             not read.
         energy_source: The counter read (``"nvml"``, ``"rapl"``, ``"jetson-rails"``), or None.
+        energy_detail: The meter's reading over the timed phase
+            (:class:`evbench.harness.devices.energy.EnergyReading` as a dict:
+            ``joules``, ``method``, ``interval_s``, ``duration_s``, ``samples``), or None.
         machine_state: The machine around the timed phase
             (:class:`evbench.harness.machine_state.TimedWindow`: load average,
             CPU frequency/governor, other processes' CPU use in cores,
@@ -296,6 +299,7 @@ class LatencyStats:
     wall_samples_ms: list[float] | None = None
     energy_j_per_query: float | None = None
     energy_source: str | None = None
+    energy_detail: dict[str, Any] | None = None
     machine_state: dict[str, Any] | None = None
     noisy: bool | None = None
 
@@ -487,6 +491,7 @@ def measure_latency(
         wall_samples_ms=wall if is_cuda else None,
         energy_j_per_query=(energy.joules / len(samples)) if energy is not None and energy.joules is not None else None,
         energy_source=energy.source if energy is not None else None,
+        energy_detail=dataclasses.asdict(energy) if dataclasses.is_dataclass(energy) else None,
         machine_state=state,
         noisy=noisy,
     )

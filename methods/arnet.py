@@ -641,7 +641,7 @@ class ARNet(_ARNetBase):
                 logits = self.lite_fc(hs[bi, ti])
                 for i, t in pairs:
                     traces[i].append(TraceStep(t, "lite_fc", (self.hidden,), role="head"))
-            sums.index_add_(0, bi, logits)
+            sums.index_add_(0, bi, logits.to(sums.dtype))  # fp32 accumulator; logits fp16/bf16 under autocast
             for i, _ in pairs:
                 counts[i] += 1
         out = self._video_logits(sums, counts, h_last, traces)

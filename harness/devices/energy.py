@@ -39,6 +39,7 @@ __all__ = [
     "JetsonRailMeter",
     "NvmlMeter",
     "RaplMeter",
+    "nvml_index",
     "open_meter",
     "rapl_domains",
 ]
@@ -348,6 +349,35 @@ def _cuda_index(device: str) -> int:
     return int(idx) if idx.strip().isdigit() else 0
 
 
+def nvml_index(device: str) -> int:
+    """The NVML index of CUDA device ``device`` (``CUDA_VISIBLE_DEVICES`` taken into account).
+
+    CUDA numbers the *visible* devices from 0 while NVML numbers every GPU
+    of the machine, so with ``CUDA_VISIBLE_DEVICES=2,3`` ``cuda:0`` is NVML
+    device 2 (torch's ``torch.cuda._get_nvml_device_index``; UUID lists are
+    resolved through NVML).  Without torch's helper, or when it fails, the
+    integer list of ``CUDA_VISIBLE_DEVICES`` is read here; otherwise the
+    CUDA index is used as is.
+
+    Args:
+        device: ``"cuda"`` or ``"cuda:N"``.
+
+    Returns:
+        The NVML device index.
+    """
+    idx = _cuda_index(device)
+    try:
+        import torch
+
+        return int(torch.cuda._get_nvml_device_index(idx))  # noqa: SLF001 — torch's own mapping
+    except Exception:  # no torch helper, no CUDA, a UUID list NVML cannot resolve
+        pass
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if visible and all(v.isdigit() for v in visible) and idx < len(visible):
+        return int(visible[idx])
+    return idx
+
+
 def open_meter(device: str, *, root: str = "/") -> EnergyMeter | None:
     """An energy meter for ``device``, or None where no counter is readable.
 
@@ -373,7 +403,7 @@ def open_meter(device: str, *, root: str = "/") -> EnergyMeter | None:
             return None
     if dev.startswith("cuda"):
         try:
-            return NvmlMeter(_cuda_index(dev))
+            return NvmlMeter(nvml_index(dev))
         except RuntimeError:
             return None
     if dev.startswith("cpu") and (platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")

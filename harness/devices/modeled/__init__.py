@@ -36,7 +36,8 @@ Limits: functional operations outside modules (residual adds, concatenation,
 the squeeze-excitation product) are not layers here and are absorbed by the
 fit; the published Nano points hold no depth-wise (MobileNet-style) network, so
 such networks are extrapolated; :func:`validate_cpu` measures how well the
-model family predicts held-out networks on this CPU.
+model family predicts held-out networks on this CPU, and :func:`validate_device`
+(``evbench model-validate --device cuda --precision fp16``) on an attached GPU.
 
 Every number this module returns that is a latency is modeled, not measured,
 and says so (``modeled: True``, ``modeled_note``).
@@ -73,7 +74,10 @@ from evbench.harness.devices.modeled.profiles import (
 from evbench.harness.devices.modeled.validation import (
     VALIDATION_PATH,
     measure_cpu_peaks,
+    measure_peaks,
     validate_cpu,
+    validate_device,
+    validation_filename,
     validation_summary,
 )
 
@@ -95,6 +99,9 @@ __all__ = [
     "validation_summary",
     "measure_cpu_peaks",
     "validate_cpu",
+    "validate_device",
+    "measure_peaks",
+    "validation_filename",
     "MODELED_NOTE",
     "VALIDATION_PATH",
 ]

@@ -23,8 +23,8 @@ from evbench.harness.devices.modeled.layers import layer_arrays, layer_profile, 
 from evbench.harness.devices.modeled.profiles import BYTES
 from torch import nn
 
-__all__ = ["VALIDATION_PATH", "validation_summary", "measure_cpu_peaks", "validate_cpu",
-           "CPU_CALIBRATION_MODELS", "CPU_HELD_OUT_MODELS"]
+__all__ = ["VALIDATION_PATH", "validation_summary", "measure_cpu_peaks", "measure_peaks", "validate_cpu",
+           "validate_device", "validation_filename", "CPU_CALIBRATION_MODELS", "CPU_HELD_OUT_MODELS"]
 
 #: The committed CPU validation result read into every modeled result (``validation``).
 VALIDATION_PATH = Path(__file__).resolve().parent.parent / "cpu-validation.json"  # package data: ships in the wheel
@@ -62,46 +62,100 @@ def _loadavg() -> float | None:
 
 
 def measure_cpu_peaks(*, repeats: int = 5) -> dict[str, Any]:
-    """Quick measured peaks of this CPU at the current thread count.
+    """Quick measured peaks of this CPU at the current thread count (:func:`measure_peaks` on ``cpu``, fp32)."""
+    return measure_peaks("cpu", "fp32", repeats=repeats)
 
-    * FLOPs: a 1024 × 1024 × 1024 FP32 ``torch.mm`` (2·n³ FLOPs), best of ``repeats``.
-    * Bandwidth: ``Tensor.copy_`` of 64 MiB (read + write = 128 MiB moved), best of ``repeats``.
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def measure_peaks(device: str = "cpu", precision: str = "fp32", *, repeats: int = 5) -> dict[str, Any]:
+    """Quick measured peaks of a device at a precision.
+
+    * FLOPs: an n × n × n ``torch.mm`` at ``precision`` (2·n³ FLOPs; n = 1024
+      on a CPU, 8192 on a GPU so that the GEMM fills it), best of ``repeats``
+      (4 calls each; on CUDA timed with the device synchronised before and after).
+    * Bandwidth: ``Tensor.copy_`` of 64 MiB on a CPU, 1 GiB on a GPU (bytes
+      read + written), best of ``repeats``.
 
     Args:
+        device: ``"cpu"`` or ``"cuda[:N]"``.
+        precision: ``"fp32"`` or ``"fp16"`` (the GEMM's dtype).
         repeats: Timed repetitions; the fastest is kept.
 
     Returns:
-        ``peak_gflops`` (GFLOPS), ``bandwidth_gbs`` (GB/s), ``method`` (text), ``threads``.
+        ``peak_gflops`` (GFLOPS), ``bandwidth_gbs`` (GB/s), ``method`` (text), ``threads``, ``device``.
     """
-    n = 1024
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(dev)
+
+    n = 8192 if cuda else 1024
+    dtype = _DTYPES[precision]
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     torch.mm(a, b)
+    sync()
     best = math.inf
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         for _ in range(4):
             torch.mm(a, b)
+        sync()
         best = min(best, (time.perf_counter() - t0) / 4)
-    src = torch.ones(16 * 1024 * 1024)
+    mib = 1024 if cuda else 64
+    src = torch.ones(mib * 1024 * 1024 // 4, device=dev)
     dst = torch.empty_like(src)
     dst.copy_(src)
     best_copy = math.inf
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         dst.copy_(src)
+        sync()
         best_copy = min(best_copy, time.perf_counter() - t0)
     moved = 2 * src.numel() * src.element_size()
     return {"peak_gflops": 2 * n ** 3 / best / 1e9, "bandwidth_gbs": moved / best_copy / 1e9,
-            "method": f"measured: best of {repeats} x torch.mm fp32 {n}^3 (2 n^3 FLOPs); best of {repeats} x "
-                      "Tensor.copy_ of 64 MiB (bytes read + written)",
-            "threads": torch.get_num_threads()}
+            "method": f"measured on {dev}: best of {repeats} x torch.mm {precision} {n}^3 (2 n^3 FLOPs); best of "
+                      f"{repeats} x Tensor.copy_ of {mib} MiB (bytes read + written)"
+                      + ("; device synchronised around each timing" if cuda else ""),
+            "threads": torch.get_num_threads(), "device": str(dev)}
+
+
+def validation_filename(device: str = "cpu") -> str:
+    """``cpu-validation.json`` (read by every modeled result) or ``cuda-validation.json`` for a GPU run."""
+    return "cuda-validation.json" if str(device).startswith("cuda") else "cpu-validation.json"
 
 
 def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
                  held_out_models: Iterable[str] = CPU_HELD_OUT_MODELS, resolution: int = 128, threads: int = 1,
                  rounds: int = 3, min_queries: int = 32, min_duration_s: float = 0.5, max_duration_s: float = 6.0,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Validate the model family on this CPU: fit on some torchvision models, predict others.
+    """Validate the model family on this CPU (:func:`validate_device` on ``cpu`` at fp32)."""
+    return validate_device(device="cpu", precision="fp32", calibration_models=calibration_models,
+                           held_out_models=held_out_models, resolution=resolution, threads=threads, rounds=rounds,
+                           min_queries=min_queries, min_duration_s=min_duration_s, max_duration_s=max_duration_s,
+                           progress=progress)
+
+
+def validate_device(*, device: str = "cpu", precision: str = "fp32",
+                    calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
+                    held_out_models: Iterable[str] = CPU_HELD_OUT_MODELS, resolution: int = 128, threads: int = 1,
+                    rounds: int = 3, min_queries: int = 32, min_duration_s: float = 0.5,
+                    max_duration_s: float = 6.0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Validate the model family on an attached device: fit on some torchvision models, predict others.
+
+    On ``cpu`` at ``fp32`` this is the committed CPU validation.  On a CUDA
+    GPU at ``fp16`` it checks the model of the Jetson profiles' runtime
+    ``pytorch-fp16`` (weights and inputs ``.half()`` as in torch2trt's PyTorch
+    FP16 points, 2 bytes per element, no fusion) on a GPU that is attached:
+    peaks measured on the GPU (:func:`measure_peaks`), latencies with CUDA
+    events (:func:`evbench.harness.timing.measure_latency`); the layer profile
+    (MACs, bytes, launches) is taken on the CPU copy before the network moves.
+    Details of the CPU procedure follow.
 
     Same code path as the Jetson model with runtime ``torch-cpu-fp32`` (FP32,
     4 bytes per element, no fusion); the peaks are measured
@@ -118,6 +172,8 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
     another.  The per-round p50s are kept in ``p50_rounds_ms``.
 
     Args:
+        device: ``"cpu"`` or ``"cuda[:N]"``.
+        precision: ``"fp32"`` or ``"fp16"`` (weights, inputs and the modeled bytes per element).
         calibration_models: torchvision model names the efficiencies are fitted to.
         held_out_models: torchvision model names only predicted.
         resolution: Input side, px (small, to keep the run short on a small CPU).
@@ -136,7 +192,7 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
         (:func:`evbench.harness.env.fingerprint`).
 
     Raises:
-        ValueError: ``rounds < 1`` or fewer than 3 calibration models.
+        ValueError: ``rounds < 1``, an unknown precision or fewer than 3 calibration models.
     """
     import torchvision
     from evbench.harness.env import fingerprint
@@ -144,6 +200,11 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
 
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if precision not in _DTYPES:
+        raise ValueError(f"precision {precision!r}: choose from {', '.join(_DTYPES)}")
+    dev = torch.device(device)
+    kind = dev.type
+    dtype = _DTYPES[precision]
     say = progress or (lambda _s: None)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -156,12 +217,13 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
                 torch.manual_seed(0)
                 net = torchvision.models.get_model(name, weights=None).eval()
                 x = torch.randn(1, 3, resolution, resolution)
-                nets[name] = (net, x)
+                layers = layer_profile(net, (x,))  # on the CPU copy: counts do not depend on the device
+                nets[name] = (net.to(dev, dtype), x.to(dev, dtype))
                 rows.append({"model": name, "held_out": held, "p50_rounds_ms": [], "queries": 0,
-                             "layers_obj": layer_profile(net, (x,))})
+                             "layers_obj": layers})
         peak_rounds = []
         for r in range(rounds):
-            peak_rounds.append(measure_cpu_peaks())
+            peak_rounds.append(measure_peaks(str(dev), precision))
             say(f"round {r + 1}/{rounds}: peaks {peak_rounds[-1]['peak_gflops']:.1f} GFLOPS, "
                 f"{peak_rounds[-1]['bandwidth_gbs']:.1f} GB/s ({threads} threads)")
             for row in rows:
@@ -171,8 +233,8 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
                     with torch.inference_mode():
                         net(x)
 
-                lat = measure_latency(query, device="cpu", min_queries=min_queries, min_duration_s=min_duration_s,
-                                      max_duration_s=max_duration_s)
+                lat = measure_latency(query, device=dev, min_queries=min_queries, min_duration_s=min_duration_s,
+                                      max_duration_s=max_duration_s, machine_state=kind == "cpu")
                 row["p50_rounds_ms"].append(lat.p50)
                 row["queries"] += lat.n
                 say(f"  {row['model']:22s} p50 {lat.p50:8.2f} ms ({lat.n} queries)"
@@ -187,7 +249,7 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
             "method": peak_rounds[0]["method"] + f"; highest of {rounds} interleaved rounds",
             "threads": threads,
         }
-        arrays = {r["model"]: layer_arrays(r.pop("layers_obj"), bytes_per_elem=BYTES["fp32"], fuse=False)
+        arrays = {r["model"]: layer_arrays(r.pop("layers_obj"), bytes_per_elem=BYTES[precision], fuse=False)
                   for r in rows}
         cal_rows = [r for r in rows if not r["held_out"]]
         eff = fit_efficiencies([(arrays[r["model"]], r["measured_ms"]) for r in cal_rows],
@@ -202,12 +264,13 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
             r["mbytes"] = float(a.bytes.sum() / 1e6)
     finally:
         torch.set_num_threads(old_threads)
-    env = fingerprint(device="cpu", backend="torch", precision="fp32")
+    env = fingerprint(device=str(dev), backend="torch", precision=precision)
     env["threads"] = threads
     held_err = [abs(r["error_pct"]) for r in rows if r["held_out"]]
     cal_err = [abs(r["error_pct"]) for r in rows if not r["held_out"]]
     summary = {
-        "runtime": "torch-cpu-fp32", "precision": "fp32", "bytes_per_elem": BYTES["fp32"],
+        "runtime": f"torch-{kind}-{precision}", "precision": precision, "bytes_per_elem": BYTES[precision],
+        "device": str(dev), "gpu_name": env.get("gpu_name"),
         "resolution": resolution, "batch": 1, "threads": threads,
         "held_out_models": [r["model"] for r in rows if r["held_out"]],
         "calibration_models": [r["model"] for r in rows if not r["held_out"]],
@@ -222,7 +285,8 @@ def validate_cpu(*, calibration_models: Iterable[str] = CPU_CALIBRATION_MODELS,
         "rounds": rounds,
         "latency_convention": f"lowest of {rounds} interleaved per-round p50s of measure_latency (MLPerf "
                               f"SingleStream, wall clock, >= {min_queries} queries and >= {min_duration_s} s "
-                              "per round), batch 1, eval, torch.inference_mode, random weights",
+                              "per round), batch 1, eval, torch.inference_mode, random weights"
+                              + (f", weights and inputs {dtype} on {dev}, CUDA-event timing" if kind == "cuda" else ""),
     }
     return {"kind": "evbench modeled-device validation", "summary": summary, "peaks": peaks,
             "fit": {"eta_compute": eff.eta_c, "eta_bandwidth": eff.eta_b, "t_layer_ms": eff.t_layer_ms,
