@@ -114,7 +114,8 @@ _NOTE = (
 )
 
 
-_MEMO_ATTR = "_evbench_oracle_schedules"
+#: Candidates per build (:func:`_build_key`), shared by the cells of a run that rebuild one configuration.
+_SCHEDULES: dict[str, tuple[Schedule, ...]] = {}
 
 
 class OracleUnavailable(ValueError):
@@ -396,10 +397,9 @@ def family_schedules(method: Method, example: torch.Tensor) -> list[Schedule]:
         raise OracleUnavailable(f"not computed: no oracle action space for method family {card.name!r} "
                                 f"(harness/oracle.py FAMILIES: {', '.join(sorted(FAMILIES))})")
     device = next((p.device for p in method.parameters()), torch.device("cpu"))
-    key = (tuple(example.shape), str(device))
-    memo = getattr(method, _MEMO_ATTR, None)
-    if memo is not None and memo[0] == key:
-        return list(memo[1])
+    key = _build_key(method, tuple(example.shape))
+    if key in _SCHEDULES:
+        return list(_SCHEDULES[key])
     zero = torch.zeros(tuple(example.shape), dtype=torch.float32, device=device)
     was = method.training
     method.eval()
@@ -407,8 +407,25 @@ def family_schedules(method: Method, example: torch.Tensor) -> list[Schedule]:
         out = fn(method, zero)
     finally:
         method.train(was)
-    object.__setattr__(method, _MEMO_ATTR, (key, tuple(out)))  # same build and clip shape: same candidates
+    if len(_SCHEDULES) >= 64:
+        _SCHEDULES.pop(next(iter(_SCHEDULES)))
+    _SCHEDULES[key] = tuple(out)
     return out
+
+
+def _build_key(method: Method, shape: tuple[int, ...]) -> str:
+    """What the candidates depend on: the card, the cost table, the parameter shapes, the inference settings, T.
+
+    The candidates are traces under content-independent knobs, so the weights' values do not matter: the
+    cells of one run that rebuild the same configuration (one cell per knob setting) share them.
+    """
+    import json
+
+    table = sorted((m, list(s), g) for (m, s), g in cost_table(method).items())
+    params = [(n, list(t.shape)) for n, t in method.state_dict().items()]
+    return json.dumps([method.card.to_dict(), table, params, getattr(method, "inference_settings", None),
+                       getattr(method, "rollout", None), list(getattr(method, "skips", ()) or ()), list(shape)],
+                      sort_keys=True, default=str)
 
 
 # ----------------------------------------------------------------------------- evidence from the manifest

@@ -262,3 +262,27 @@ def test_row_carries_the_oracle_columns():
     assert row["oracle_gmacs_per_video"] == 1.5 and row["oracle_gap"] == 2.0
     assert column_meta("oracle_gmacs_per_video")["short"] == "GMACs"
     assert column_meta("evidence_seen_fraction")["unit"].startswith("fraction")
+
+
+@pytest.mark.slow
+def test_measure_cell_rows_carry_the_oracle_on_generated_data_only(tmp_path):
+    """End to end: a tiny generated dataset through measure_cell; random clips get None and the reason."""
+    from evbench.harness.data import RandomClips, generate_dataset, open_dataset
+    from evbench.harness.measure import measure_cell
+    from evbench.harness.settings import MeasureSettings
+
+    root = generate_dataset(tmp_path / "gen", seed=3, num_classes=4, videos_per_class=4, num_frames=16, size=64)
+    m = _build("frameexit")
+    ds = open_dataset(f"generated:{root}", split="test", frames=m.card.frames, size=m.card.resolution,
+                      cache_dir=str(tmp_path / "cache"))
+    settings = MeasureSettings(latency=False, count_executed=False)
+    res = measure_cell(m, ds, settings, knobs={"threshold": 1.01})  # never exits: sees every frame
+    assert res.oracle_gmacs_per_video is not None and 0 < res.oracle_gmacs_per_video < res.gmacs_per_video
+    assert res.oracle_gap == pytest.approx(res.gmacs_per_video / res.oracle_gmacs_per_video)
+    # 64 px videos: the fine texture needs 56 px, the coarse shapes 56 px; 112 px sees everything
+    assert res.oracle_evidence_fraction == 1.0 and res.evidence_seen_fraction == 1.0
+    row = res.to_row()
+    assert "oracle_gmacs_per_video" in row and "cheapest schedule" in row["oracle_note"]
+    r = m.card.resolution
+    rnd = measure_cell(m, RandomClips((m.card.frames, 3, r, r), n=2), settings)
+    assert rnd.oracle_gmacs_per_video is None and "no generator manifest" in rnd.oracle_note
