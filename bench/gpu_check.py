@@ -144,10 +144,11 @@ def summarise(out: Path) -> tuple[dict[str, Any], str]:
     claims_rows = _load(out / "claims.json")
     realised = []
     for c in claims_rows if isinstance(claims_rows, list) else []:
-        if not isinstance(c, dict) or not ({"realised_speedup", "gmac_ratio"} & set(c)):
+        if not isinstance(c, dict) or c.get("realised_speedup") is None:
             continue
-        realised.append({k: c.get(k) for k in ("id", "paper", "claimed", "gmac_ratio", "realised_speedup",
-                                               "verdict", "verdict_text", "device")})
+        realised.append({k: c.get(k) for k in ("id", "paper", "claimed", "unit", "gmac_ratio", "realised_speedup",
+                                               "realised_speedup_ci", "realised_verdict", "verdict", "device",
+                                               "backend")})
     claims_note = ("realised speed-ups measured on the CPU: evbench claims takes no --device"
                    if (out / "claims.cpu-only").exists() else "realised speed-ups measured on cuda")
     if claims_rows is None:
@@ -175,8 +176,9 @@ def summarise(out: Path) -> tuple[dict[str, Any], str]:
            f"{o['providers_active']}, max |logit diff| {_f(o['max_abs_logit_diff'], '.2e')}" for o in ort]
     md += [f"- {s}" for s in ort_skipped]
     md += ["", f"## Realised speed-ups ({claims_note})", ""]
-    md += [f"- {r['id']}: claimed {r['claimed']}, GMAC ratio {_f(r['gmac_ratio'])}, realised "
-           f"{r['realised_speedup']} — {r.get('verdict_text') or r.get('verdict')}" for r in realised]
+    md += [f"- {r['id']}: claimed {r['claimed']} {r.get('unit') or ''}, GMAC ratio {_f(r['gmac_ratio'])}x, "
+           f"realised {_f(r['realised_speedup'])}x {r.get('realised_speedup_ci') or ''} — "
+           f"{r.get('realised_verdict') or r.get('verdict')}" for r in realised]
     if not realised:
         md.append("- no claim row carries gmac_ratio / realised_speedup")
     md += ["", "## Modeled-device validation on this GPU", ""]
