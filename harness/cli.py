@@ -401,6 +401,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- cache
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """``evbench cache list|clear``: the cached TSN backbones (:mod:`evbench.harness.backbone_cache`)."""
+    from evbench.harness.backbone_cache import BackboneCache, default_backbone_dir, format_entries
+
+    cache = BackboneCache(default_backbone_dir(args.cache_dir))
+    if args.action == "clear":
+        n = cache.clear()
+        print(f"removed {n} cached backbone{'s' if n != 1 else ''} from {cache.root}")
+        return 0
+    entries = cache.entries()
+    if args.json:
+        print(json.dumps(entries, indent=1, default=str))
+    else:
+        print(f"{cache.root}: {len(entries)} cached backbone{'s' if len(entries) != 1 else ''}")
+        print(format_entries(entries))
+    return 0
+
+
 # --------------------------------------------------------------------------- claims
 
 
@@ -1002,6 +1023,11 @@ def build_parser() -> argparse.ArgumentParser:
     # history, compare, nightly; --history on run and report
     from evbench.harness import cli_nightly
 
+    ca = sub.add_parser("cache", help="list or clear the cached TSN backbones methods start from")
+    ca.add_argument("action", choices=("list", "clear"), help="list: key, backbone, dataset, recipe, size, created")
+    ca.add_argument("--cache-dir", help="cache root (default $EVBENCH_CACHE or ~/.cache/evbench)")
+    ca.add_argument("--json", action="store_true", help="list: the entries' metadata as JSON")
+    ca.set_defaults(func=cmd_cache)
     cli_nightly.add_parsers(sub, run=r, report=rp)
     _check_flag_types(sub)
     return p

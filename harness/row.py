@@ -285,6 +285,13 @@ class CellResult:
     train_seconds_original: float | None = col("float", "run", "s, wall time of training the reused checkpoint",
                                                short="s", fmt="seconds")
     train_clips: int | None = col("int", "run", "clips of the train split trained on", short="clips", fmt="count")
+    # harness/backbone_cache.py: the cached TSN backbones the model started from (None: none, trained from scratch);
+    # backbone_reused: every one came from the cache (none trained for this cell); backbone_keys: slot (module
+    # path) -> cache key, as `evbench cache list` shows it
+    backbone_reused: bool | None = col("bool", "run")
+    backbone_keys: dict | None = col("dict", "run")
+    backbone_train_s: float | None = col("float", "run", "s, wall time of training cached backbones for this "
+                                         "cell (0 when all reused; included in train_s)", short="s", fmt="seconds")
     train_last_epoch: list | None = col("list", "run")
     train_data: str | None = col("str", "run")
     checkpoint: str | None = col("str", "run")

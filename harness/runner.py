@@ -51,6 +51,15 @@ from evbench.harness.training import (
 
 __all__ = ["SerialExecutor", "RunContext", "build_method", "run_cell", "run_cells", "train_cell"]
 
+#: Largest in-memory decoded-frame memo of a training split (bytes of uint8 frames), else it decodes every draw.
+FRAME_MEMO_BYTES = 3 << 30
+
+
+def _memo_bytes(ds: Any) -> int:
+    """Bytes of every frame of every clip of a pixel training split at its output side (unknown lengths: 300)."""
+    frames = sum((getattr(e, "num_frames", None) or 300) for e in getattr(ds, "entries", []))
+    return frames * 3 * int(getattr(ds, "size", 0)) ** 2
+
 @dataclass
 class RunContext:
     """Shared state of one run.
@@ -62,6 +71,9 @@ class RunContext:
         gmacs_per_frame: Declared GMACs of one input feature frame, when the
             feature file does not carry it (``--gmacs-per-frame``).
         datasets: In-process memo of opened datasets.
+        frame_memos: Decoded frames of training clips, per ``(source, split, size)``
+            (:attr:`evbench.harness.data.datasets.VideoDataset.frame_memo`), shared by
+            the training datasets of every ``T``.
     """
 
     out: Path
@@ -69,6 +81,7 @@ class RunContext:
     progress: bool = False
     gmacs_per_frame: float | None = None
     datasets: dict[tuple, Any] = field(default_factory=dict)
+    frame_memos: dict[tuple, dict] = field(default_factory=dict)
 
     def dataset(self, source: str, *, split: str, frames: int, size: int, train: bool) -> Any:
         """Open (memoised) ``source`` for ``split`` sampled at ``frames`` × ``size`` px."""
@@ -81,6 +94,10 @@ class RunContext:
             self.datasets[key] = open_dataset(source, split=split, frames=max(frames, 1), size=max(size, 1),
                                               train=train, cache_dir=self.cache_dir,
                                               gmacs_per_frame=self.gmacs_per_frame)
+            ds = self.datasets[key]
+            if train and hasattr(ds, "frame_memo") and _memo_bytes(ds) <= FRAME_MEMO_BYTES:
+                # decode each training clip once (every frame); later draws at any T index it
+                ds.frame_memo = self.frame_memos.setdefault((source, split, size), {})
         return self.datasets[key]
 
 
@@ -158,22 +175,64 @@ def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[
         if list(payload["class_names"]) != list(class_names):
             raise ValueError(f"{ckpt}: classes differ from the test data's")
         method.load_state_dict(payload["state_dict"])
+        bb = (payload.get("train") or {}).get("backbones") or {}
         return {"trained": True, "train_s": 0.0, "checkpoint": str(ckpt), "train_reused": True,
                 "train_seconds_original": payload.get("train_seconds"),
-                "train_threads": payload.get("train_threads")}, []
+                "train_threads": payload.get("train_threads"),
+                # the sibling's backbones are in its checkpoint: none trained for this cell
+                "backbone_reused": True if bb else None, "backbone_keys": bb.get("keys"),
+                "backbone_train_s": 0.0 if bb else None}, []
     spec = TrainSpec(**cell.train)
     train_ds = ctx.dataset(cell.train_data, split=cell.train_split, frames=method.card.frames,
                            size=method.card.resolution, train=True)
     if list(train_ds.class_names) != list(class_names):
         raise ValueError(f"train data {cell.train_data} has classes {train_ds.class_names[:5]}... "
                          f"but test data has {list(class_names)[:5]}...")
-    report = train_method(method, train_ds, spec, device=_run_device(cell), progress=ctx.progress)
+    device = _run_device(cell)
+    pre = _pretrained_backbones(cell, method, ctx, spec, class_names, device)
+    report = train_method(method, train_ds, spec, device=device, progress=ctx.progress,
+                          skip_stages=pre.covers if pre is not None else ())
+    backbones = pre.to_dict() if pre is not None else None
     save_checkpoint(ckpt, method, build={"method": cell.method, "config": cell.config,
                                          "num_classes": len(class_names), "overrides": cell.overrides},
-                    train={**spec.to_dict(), "data": cell.train_data, "split": cell.train_split},
+                    train={**spec.to_dict(), "data": cell.train_data, "split": cell.train_split,
+                           **({"backbones": backbones} if backbones else {})},
                     class_names=class_names, report=report)
-    return {"trained": True, "train_s": report.seconds, "checkpoint": str(ckpt), "train_reused": False,
-            "train_clips": len(train_ds), "train_threads": report.threads, "train_logs": report.logs[-1:] if report.logs else []}, report.skipped
+    return {"trained": True, "train_s": report.seconds + (pre.train_s if pre is not None else 0.0),
+            "checkpoint": str(ckpt), "train_reused": False,
+            "train_clips": len(train_ds), "train_threads": report.threads,
+            "train_logs": report.logs[-1:] if report.logs else [],
+            "backbone_reused": pre.reused if pre is not None else None,
+            "backbone_keys": pre.keys if pre is not None else None,
+            "backbone_train_s": pre.train_s if pre is not None else None}, report.skipped
+
+
+def _pretrained_backbones(cell: Cell, method: Method, ctx: RunContext, spec: TrainSpec,
+                          class_names: Sequence[str], device: str) -> Any:
+    """Initialise ``method`` from the cached TSN backbones it names (training any missing), if the recipe asks.
+
+    Returns:
+        :class:`~evbench.harness.backbone_cache.PretrainInfo`, or ``None``
+        (``backbone_epochs`` is 0, or the method names no backbone).
+    """
+    if not spec.backbone_epochs or not callable(getattr(method, "backbone_slots", None)):
+        return None
+    from evbench.harness.backbone_cache import (
+        BackboneCache,
+        default_backbone_dir,
+        pretrain_backbones,
+    )
+
+    size = method.card.resolution
+    recipe = spec.backbone_recipe(size)
+
+    def open_train() -> Any:
+        return ctx.dataset(cell.train_data, split=cell.train_split, frames=recipe.frames, size=size, train=True)
+
+    cache = BackboneCache(default_backbone_dir(ctx.cache_dir))
+    return pretrain_backbones(method, cache, recipe, open_train=open_train, data=cell.train_fingerprint,
+                              data_source=str(cell.train_data), split=cell.train_split, class_names=class_names,
+                              device=device, progress=ctx.progress)
 
 
 def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
@@ -214,6 +273,8 @@ def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     res.overrides, res.applied_overrides = cell.overrides, applied
     res.dataset_source, res.dataset_split = cell.test_data, cell.test_split
     res.train_s, res.train_reused, res.checkpoint = info.get("train_s"), info.get("train_reused"), info.get("checkpoint")
+    res.backbone_reused, res.backbone_keys = info.get("backbone_reused"), info.get("backbone_keys")
+    res.backbone_train_s = info.get("backbone_train_s")
     res.train_seconds_original, res.train_clips = info.get("train_seconds_original"), info.get("train_clips")
     if info["trained"]:
         res.train_last_epoch, res.train_data = info.get("train_logs"), cell.train_data

@@ -58,6 +58,15 @@ class TrainSpec:
             clip is trained on).  Carved per class like the test carve-out
             (:func:`~evbench.harness.data.sampling.blocked_stratified_split`
             by clip id), so it never holds a test clip and is never trained on.
+        backbone_epochs: Epochs of the shared TSN backbones a method starts from
+            (:mod:`evbench.harness.backbone_cache`), trained once per distinct
+            backbone and dataset and cached; ``0`` (default): no shared
+            backbones, every method trains from random initialisation.
+        backbone_finetune_epochs: Epochs of a cached backbone initialised from
+            another cached one (other resolution, or RSEE's multi-BN ResNet).
+        backbone_batch_size: Clips per step of backbone training (0: ``batch_size``).
+        backbone_lr: Adam learning rate of backbone training (0: ``lr``).
+        backbone_frames: TSN segments per clip of backbone training.
     """
 
     epochs: int = 8
@@ -66,14 +75,36 @@ class TrainSpec:
     weight_decay: float = 1e-4
     seed: int = 0
     val_fraction: float = 0.0
+    backbone_epochs: int = 0
+    backbone_finetune_epochs: int = 1
+    backbone_batch_size: int = 0
+    backbone_lr: float = 0.0
+    backbone_frames: int = 8
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON); ``val_fraction`` only when set (older cell ids unchanged)."""
+        """Plain dict (JSON); ``val_fraction`` and the backbone fields only when set (older cell ids unchanged)."""
         out = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                "weight_decay": self.weight_decay, "seed": self.seed}
         if self.val_fraction:
             out["val_fraction"] = self.val_fraction
+        if self.backbone_epochs:
+            out.update(backbone_epochs=self.backbone_epochs, backbone_finetune_epochs=self.backbone_finetune_epochs,
+                       backbone_batch_size=self.backbone_batch_size, backbone_lr=self.backbone_lr,
+                       backbone_frames=self.backbone_frames)
         return out
+
+    def backbone_recipe(self, input_size: int) -> Any:
+        """The :class:`~evbench.harness.backbone_cache.BackboneRecipe` of the shared backbones.
+
+        Args:
+            input_size: Side in px of the crops the backbone trainer reads (the method's input).
+        """
+        from evbench.harness.backbone_cache import BackboneRecipe
+
+        return BackboneRecipe(epochs=self.backbone_epochs, finetune_epochs=self.backbone_finetune_epochs,
+                              batch_size=self.backbone_batch_size or self.batch_size,
+                              lr=self.backbone_lr or self.lr, weight_decay=self.weight_decay,
+                              frames=self.backbone_frames, input_size=int(input_size), seed=self.seed)
 
 
 @dataclass
@@ -217,7 +248,7 @@ def _stack(samples: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
 
 def train_method(
     method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: str | torch.device = "cpu",
-    progress: bool = False,
+    progress: bool = False, skip_stages: Sequence[str] = (),
 ) -> TrainReport:
     """Train ``method`` in place on ``dataset`` (train split) through its ``training_loss``.
 
@@ -227,6 +258,8 @@ def train_method(
         spec: Hyper-parameters.
         device: Where to train.
         progress: Show a tqdm bar per epoch.
+        skip_stages: Stages not run: replaced by the cached backbones the method
+            was initialised from (:func:`evbench.harness.backbone_cache.pretrain_backbones`).
 
     Returns:
         :class:`TrainReport`.  The method is left in eval mode.
@@ -242,7 +275,7 @@ def train_method(
     if hasattr(dataset, "set_epoch") and hasattr(dataset, "seed"):
         dataset.seed = spec.seed  # TSN training offsets follow the spec's seed
     with deterministic_algorithms():
-        report = _train(method, dataset, spec, device=device, progress=progress)
+        report = _train(method, dataset, spec, device=device, progress=progress, skip_stages=tuple(skip_stages))
     method.eval()
     # one skip record per file, however many epochs hit it
     report.skipped = list({e["path"]: e for e in report.skipped}.values())
@@ -250,7 +283,7 @@ def train_method(
 
 
 def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: str | torch.device,
-           progress: bool) -> TrainReport:
+           progress: bool, skip_stages: tuple[str, ...] = ()) -> TrainReport:
     """The epochs of :func:`train_method` (seeded, deterministic algorithms on)."""
     from tqdm.auto import tqdm
 
@@ -261,6 +294,8 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
     fit, val = validation_split(dataset, spec.val_fraction)
     report.val_clips = len(val)
     for stage in method.card.stages:
+        if stage in skip_stages:
+            continue
         params = method.stage_parameters(stage)
         if not params:
             continue
@@ -315,9 +350,13 @@ def validation_split(dataset: Sequence[Any], fraction: float) -> tuple[list[int]
         return list(range(n)), []
     from evbench.harness.data.sampling import blocked_stratified_split
 
-    entries = list(dataset.entries)
-    labels = np.asarray([e.label for e in entries])
-    ids = np.asarray([str(e.id) for e in entries])
+    entries = list(getattr(dataset, "entries", []))
+    if len(entries) == n and all(hasattr(e, "label") for e in entries):
+        labels = np.asarray([int(e.label) for e in entries])
+        ids = np.asarray([str(getattr(e, "id", f"{i:09d}")) for i, e in enumerate(entries)])
+    else:  # a dataset without entry records: labels from the items, the index as the order
+        labels = np.asarray([int(dataset[i].label) for i in range(n)])
+        ids = np.asarray([f"{i:09d}" for i in range(n)])
     fit, val = blocked_stratified_split(labels, ids, fraction)
     return fit.tolist(), val.tolist()
 

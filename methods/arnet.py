@@ -660,16 +660,63 @@ class ARNet(_ARNetBase):
         return Output(out, traces, decisions)
 
     # -- training --------------------------------------------------------------------
+    def backbone_slots(self) -> list[Any]:
+        """Cached TSN backbones (:mod:`evbench.harness.backbone_cache`): each branch with its TSN head, the policy CNN.
+
+        As the paper (§4.1: every branch and the policy CNN start from trained
+        weights): branch 0 is trained at its resolution from scratch, a
+        lower-resolution branch of the same architecture fine-tunes it
+        (``init_from``); the policy CNN is trained as a TSN classifier at the
+        policy resolution.  Warm-up (A-1) then trains only the policy LSTM and
+        ``lite_fc`` (branches and policy CNN kept as loaded); with
+        ``joint_backbones=False`` (lite, CPU budget) the finetune stage (A-3,
+        branches on the frozen policy) is left out.
+        """
+        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec
+
+        slots = []
+        first = BackboneSpec(self.branches[0].backbone_name, (self.branches[0].resolution,))
+        for i, br in enumerate(self.branches):
+            spec = BackboneSpec(br.backbone_name, (br.resolution,),
+                                init_from=first if i and br.backbone_name == first.arch else None)
+
+            def load(net: nn.Module, head: nn.Module, i: int = i) -> None:
+                self.branches[i].backbone.load_state_dict(net.state_dict())
+                self.heads[i].load_state_dict(head.state_dict())
+
+            slots.append(BackboneSlot(f"branches.{i}.backbone", spec, load,
+                                      covers=() if self.joint_backbones else ("finetune",)))
+        enc = self.policy.encoder
+
+        def load_policy(net: nn.Module, head: nn.Module) -> None:
+            enc.backbone.load_state_dict(net.state_dict())
+
+        slots.append(BackboneSlot("policy.encoder.backbone", BackboneSpec(enc.backbone_name, (enc.resolution,)),
+                                  load_policy))
+        return slots
+
+    def stage_epochs(self, stage: str, epochs: int) -> int:
+        """As :meth:`_ARNetBase.stage_epochs`; started from cached backbones with the finetune stage left out
+        (``joint_backbones=False``), the joint stage also gets finetune's share."""
+        if stage == "joint" and getattr(self, "backbone_pretrained", None) and not self.joint_backbones:
+            return max(1, epochs - _stage_split("warmup", epochs))
+        return _stage_split(stage, epochs)
+
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
-        """``warmup``: branches, heads, policy CNN + LSTM + ``lite_fc`` (action layer fixed);
-        ``joint``: everything (branch backbones only if ``joint_backbones``);
-        ``finetune``: branches and heads (official ``--freeze_policy``)."""
+        """``warmup``: branches, heads, policy CNN + LSTM + ``lite_fc`` (action layer fixed) — only the LSTM and
+        ``lite_fc`` when started from cached backbones; ``joint``: everything (branch backbones only if
+        ``joint_backbones``); ``finetune``: branches and heads (official ``--freeze_policy``)."""
         self._check_stage(stage)
         branch = [p for br in self.branches for p in br.parameters()]
         heads = [p for h in self.heads for p in h.parameters()]
+        if stage == "warmup" and getattr(self, "backbone_pretrained", None):
+            return list(self.policy.rnn.parameters()) + list(self.lite_fc.parameters())
         if stage == "warmup":
             return (branch + heads + list(self.policy.encoder.parameters()) + list(self.policy.rnn.parameters())
                     + list(self.lite_fc.parameters()))
+        if stage == "joint" and getattr(self, "backbone_pretrained", None):  # the cached policy CNN stays fixed
+            return ((branch if self.joint_backbones else []) + heads + list(self.policy.rnn.parameters())
+                    + list(self.policy.linear.parameters()) + list(self.lite_fc.parameters()))
         if stage == "joint":
             return (branch if self.joint_backbones else []) + heads + list(self.policy.parameters()) + list(
                 self.lite_fc.parameters())
@@ -701,7 +748,12 @@ class ARNet(_ARNetBase):
             return self._warmup_loss(x, y)
         tau = self._tau(stage, epoch)
         if stage == "joint":
-            feats = self._policy_features(x, None, None)
+            if getattr(self, "backbone_pretrained", None):  # the cached policy CNN runs frozen, in eval mode
+                self.policy.encoder.eval()
+                with torch.no_grad():
+                    feats = self._policy_features(x, None, None)
+            else:
+                feats = self._policy_features(x, None, None)
             r, hs, h_last = self._rollout_train(feats, tau)
             per = []
             for i in range(self.n_branches):
@@ -745,6 +797,20 @@ class ARNet(_ARNetBase):
         flat = x.flatten(0, 1)
         loss = x.new_zeros(())
         logs: dict[str, float] = {}
+        if getattr(self, "backbone_pretrained", None):  # branches trained already: the policy LSTM + lite_fc
+            was = self.policy.encoder.training
+            self.policy.encoder.eval()
+            with torch.no_grad():
+                feats = self._policy_features(x, None, None)
+            self.policy.encoder.train(was)
+            h = feats.new_zeros(b, self.hidden)
+            c = feats.new_zeros(b, self.hidden)
+            lite = []
+            for t in range(t_total):
+                h, c = self.policy.rnn(feats[:, t], (h, c))
+                lite.append(self.lite_fc(h))
+            ce_lite = F.cross_entropy(torch.stack(lite, 1).mean(1), y)
+            return ce_lite, {"ce_policy_head": ce_lite.item()}
         if self.warmup_all_frames:
             assign = None
         else:

@@ -54,6 +54,7 @@ Design decisions the paper leaves open, and what is chosen here:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,6 +164,7 @@ class DynGrid(Method):
         if input_kind == "pixels":
             self.resolution = resolution
             self.stages = resnet_stages(build_backbone(backbone), ("layer2", "layer3"), pool_last=False)
+            self.backbone_arch = backbone  # its cached-backbone architecture (backbone_slots)
             self.stage_inputs = stage_shapes(self.stages, (3, resolution, resolution))
         elif input_kind == "features":
             self.resolution = 0
@@ -267,6 +269,28 @@ class DynGrid(Method):
         return entries
 
     # -- training ---------------------------------------------------------------------------
+    def backbone_slots(self) -> list[Any]:
+        """The cached TSN ResNet at the frame resolution (:mod:`evbench.harness.backbone_cache`, pixels).
+
+        Started from it, the ``joint`` stage keeps the ResNet frozen (eval mode;
+        the online shift still mixes the previous frame's channels into its stage
+        inputs) and trains the checkpoint heads (CPU budget).
+        """
+        if self.input_kind != "pixels":
+            return []
+        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec, copy_backbone
+
+        def load(net: nn.Module, head: nn.Module) -> None:
+            copy_backbone(net, self.stages)
+
+        return [BackboneSlot("stages", BackboneSpec(self.backbone_arch, (self.resolution,)), load)]
+
+    def stage_parameters(self, stage: str) -> list[nn.Parameter]:
+        """Every parameter; the checkpoint heads only when started from the cached backbone."""
+        if getattr(self, "backbone_pretrained", None) and self.input_kind == "pixels":
+            return list(self.heads.parameters())
+        return [p for p in self.parameters() if p.requires_grad]
+
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, *, stage: str, epoch: int
                       ) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean CE over every checkpoint of the full grid (design decision 7).
@@ -289,6 +313,9 @@ class DynGrid(Method):
         sums: list[torch.Tensor | None] = [None] * self.depth
         loss = x.new_zeros(())
         n = 0
+        frozen = bool(getattr(self, "backbone_pretrained", None)) and self.input_kind == "pixels"
+        if frozen:  # the cached TSN ResNet stays as loaded (backbone_slots)
+            self.stages.eval()
         for i, f in enumerate(self.order):
             h = self._frame_input(x[:, f])
             for d in range(self.depth):
@@ -296,7 +323,8 @@ class DynGrid(Method):
                     cur = h
                     h = online_shift(cur, prev[d], self.shift_div)
                     prev[d] = cur
-                h = self.stages[d](h)
+                with torch.no_grad() if frozen else contextlib.nullcontext():
+                    h = self.stages[d](h)
                 head = self.heads[d](h)
                 sums[d] = head if sums[d] is None else sums[d] + head
                 loss = loss + nn.functional.cross_entropy(sums[d] / (i + 1), y)

@@ -142,6 +142,7 @@ class FrameExit(Method):
             net = build_backbone(backbone)
             # official: torchvision children()[:-1] (keys backbone.0 … backbone.8), then flatten
             self.backbone = nn.Sequential(*list(net.children())[:-1], nn.Flatten(1))
+            self.backbone_arch = backbone  # its cached-backbone architecture (backbone_slots)
             dim = backbone_dim(backbone)
         elif input_kind == "features":
             self.resolution = 0
@@ -262,9 +263,27 @@ class FrameExit(Method):
         if stage == "gates":
             return list(self.exit_selector.parameters())
         if stage == "classifiers":
-            mods = [self.mlp, self.classifiers] + ([self.backbone] if self.input_kind == "pixels" else [])
+            frozen = bool(getattr(self, "backbone_pretrained", None))
+            mods = [self.mlp, self.classifiers] + ([self.backbone] if self.input_kind == "pixels" and not frozen
+                                                   else [])
             return [p for m in mods for p in m.parameters()]
         raise ValueError(f"frameexit has no stage {stage!r}; stages: {self.card.stages}")
+
+    def backbone_slots(self) -> list[Any]:
+        """The cached TSN ResNet at the frame resolution (:mod:`evbench.harness.backbone_cache`, pixels).
+
+        The paper starts from a trained ResNet (§4.1); started from the cached
+        TSN ResNet, the ``classifiers`` stage keeps it frozen (eval mode) and
+        trains the MLP and the per-step classifiers (CPU budget), then the gates.
+        """
+        if self.input_kind != "pixels":
+            return []
+        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec, copy_backbone
+
+        def load(net: nn.Module, head: nn.Module) -> None:
+            copy_backbone(net, self.backbone)
+
+        return [BackboneSlot("backbone", BackboneSpec(self.backbone_arch, (self.resolution,)), load)]
 
     def stage_epochs(self, stage: str, epochs: int) -> int:
         """About 3/4 of the budget for the classifiers, the rest for the gates."""
@@ -296,8 +315,17 @@ class FrameExit(Method):
         if stage == "classifiers":
             zacc = None
             loss = x.new_zeros(())
+            frozen = bool(getattr(self, "backbone_pretrained", None)) and self.input_kind == "pixels"
+            if frozen:  # the cached TSN ResNet stays as loaded (backbone_slots)
+                self.backbone.eval()
             for p, f in enumerate(self.order):
-                zacc = running_max(zacc, self._embed(x, f))
+                if frozen:
+                    with torch.no_grad():
+                        h = self.backbone(resize_frames(x[:, f], self.resolution))
+                    e = self.mlp(h)
+                else:
+                    e = self._embed(x, f)
+                zacc = running_max(zacc, e)
                 out = self.classifiers[p](zacc)
                 loss = loss + nn.functional.cross_entropy(out, y)
             loss = loss / len(self.order)

@@ -400,6 +400,24 @@ class LiteEval(_LiteEvalBase):
     def _res_names(self) -> tuple[Any, Any]:
         return self.coarse.resolution, self.fine.resolution
 
+    def backbone_slots(self) -> list[Any]:
+        """Cached TSN backbones (:mod:`evbench.harness.backbone_cache`): the coarse and the fine CNN with their heads.
+
+        They replace the ``warmup`` stage: as officially, the recurrent part then
+        learns on the features of two trained, frozen CNNs.
+        """
+        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec
+
+        def loader(enc: PixelEncoder, head: nn.Linear) -> Callable[[nn.Module, nn.Module], None]:
+            def load(net: nn.Module, tsn_head: nn.Module) -> None:
+                enc.backbone.load_state_dict(net.state_dict())
+                head.load_state_dict(tsn_head.state_dict())
+            return load
+
+        return [BackboneSlot(f"{name}.backbone", BackboneSpec(enc.backbone_name, (enc.resolution,)),
+                             loader(enc, head), covers=("warmup",))
+                for name, enc, head in (("coarse", self.coarse, self.coarse_head), ("fine", self.fine, self.fine_head))]
+
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
         """``warmup``: both CNNs and their TSN heads; ``joint``: the recurrent core (CNNs frozen)."""
         if stage == "warmup":
@@ -410,7 +428,9 @@ class LiteEval(_LiteEvalBase):
         raise ValueError(f"LiteEval stages are warmup, joint; got {stage!r}")
 
     def stage_epochs(self, stage: str, epochs: int) -> int:
-        """Warm-up ≈ ⅓ of the budget (≥ 1), joint the rest (≥ 1)."""
+        """Warm-up ≈ ⅓ of the budget (≥ 1), joint the rest (≥ 1); all of it when the cached CNNs replace warm-up."""
+        if stage == "joint" and getattr(self, "backbone_pretrained", None):
+            return epochs
         warm = max(1, round(epochs / 3))
         return warm if stage == "warmup" else max(1, epochs - warm)
 

@@ -257,6 +257,7 @@ class RSEE(Method):
             self.policy.encoder.downscale = self.downscale
             self.lite_fc = nn.Linear(hidden, num_classes)  # official ``lite_fc``: loaded, never run
             self.backbone = MultiBNResNet(backbone, self.resolutions, fc_dim=None)
+            self.backbone_arch = backbone  # its cached-backbone architecture (backbone_slots)
             self.backbone.downsample_bank = 0 if bn_mode == "official" else None
             dim = self.backbone.out_dim
         elif input_kind == "features":
@@ -423,6 +424,45 @@ class RSEE(Method):
         return [table[("backbone", (3, r, r))] for r in self.resolutions]
 
     # -- training -------------------------------------------------------------------------
+    def backbone_slots(self) -> list[Any]:
+        """Cached TSN backbones (:mod:`evbench.harness.backbone_cache`, pixels): the multi-BN ResNet and the selector CNN.
+
+        The multi-BN ResNet with ``new_fc`` is the official ``--irte`` stage
+        (every resolution through its own BatchNorm bank, Σ CE), started as
+        officially from one trained single-resolution ResNet (``init_from``, at
+        the highest resolution); it replaces the ``backbone`` stage.  The
+        selector's CNN (ImageNet MobileNetV2 officially) is a TSN classifier at
+        the selector's resolution; the ``policy`` stage then trains the selector
+        and the aggregator on the frozen backbone, as officially.
+        """
+        if self.input_kind != "pixels":
+            return []
+        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec
+
+        arch = self.backbone_arch
+        spec = BackboneSpec(arch, self.resolutions, kind="tsn_multibn",
+                            init_from=BackboneSpec(arch, (self.resolutions[0],)))
+
+        def load(net: nn.Module, head: nn.Module) -> None:
+            self.backbone.load_state_dict(net.state_dict())
+            self.new_fc.load_state_dict(head.state_dict())
+
+        enc = self.policy.encoder
+
+        def load_policy(net: nn.Module, head: nn.Module) -> None:
+            enc.backbone.load_state_dict(net.state_dict())
+
+        return [BackboneSlot("backbone", spec, load, covers=("backbone",)),
+                BackboneSlot("policy.encoder.backbone", BackboneSpec(enc.backbone_name, (enc.resolution,)),
+                             load_policy)]
+
+    def stage_epochs(self, stage: str, epochs: int) -> int:
+        """The budget split evenly over the stages (≥ 1 each); all of it to ``policy`` when the cached multi-BN
+        backbone replaces the ``backbone`` stage."""
+        if stage == "policy" and getattr(self, "backbone_pretrained", None):
+            return epochs
+        return max(1, epochs // max(1, len(self.card.stages)))
+
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
         """``backbone``: multi-BN backbone + ``new_fc``; ``policy``: selector + aggregator;
         ``aggregator`` (features): aggregator + ``new_fc``.
@@ -432,6 +472,8 @@ class RSEE(Method):
         """
         if stage == "backbone" and self.input_kind == "pixels":
             mods = [self.backbone, self.new_fc]
+        elif stage == "policy" and self.input_kind == "pixels" and getattr(self, "backbone_pretrained", None):
+            mods = [self.policy.rnn, self.policy.linear, self.aggregator]  # the cached selector CNN stays fixed
         elif stage == "policy" and self.input_kind == "pixels":
             mods = [self.policy, self.aggregator]
         elif stage == "aggregator" and self.input_kind == "features":
@@ -494,12 +536,20 @@ class RSEE(Method):
                                                     downsample_bank=None).view(b, t_total, -1)
                                       for i, r in enumerate(self.resolutions)], dim=2)  # (B, T, K, D)
         self.backbone.train(was)
+        frozen_cnn = bool(getattr(self, "backbone_pretrained", None))
+        if frozen_cnn:  # the cached selector CNN runs frozen, in eval mode
+            self.policy.encoder.eval()
         state = self.policy.init_state(b, x)
         agg = None
         ce_sum = x.new_zeros(())
         rs = []
         for t in range(t_total):
-            a_logits, state = self.policy.step(self.policy.encode(x[:, t]), state)
+            if frozen_cnn:
+                with torch.no_grad():
+                    feat_t = self.policy.encode(x[:, t])
+            else:
+                feat_t = self.policy.encode(x[:, t])
+            a_logits, state = self.policy.step(feat_t, state)
             r = gumbel_straight_through(torch.log_softmax(a_logits, dim=1), tau)  # (B, K)
             rs.append(r)
             feat = (r.unsqueeze(-1) * bank_feats[:, t]).sum(1)

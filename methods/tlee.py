@@ -101,6 +101,7 @@ gate; there are no layers to exit from.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -236,6 +237,7 @@ class TLEE(Method):
         if input_kind == "pixels":
             self.resolution = resolution
             self.stages = resnet_stages(build_backbone(backbone), ("layer2", "layer3"), pool_last=True)
+            self.backbone_arch = backbone  # its cached-backbone architecture (backbone_slots)
             self.stage_inputs = stage_shapes(self.stages, (3, resolution, resolution))
             dim = self.stage_inputs[-1][0]
             self.branches = nn.ModuleList([
@@ -430,6 +432,22 @@ class TLEE(Method):
         return out
 
     # -- training ---------------------------------------------------------------------------
+    def backbone_slots(self) -> list[Any]:
+        """The cached TSN ResNet at the frame resolution (:mod:`evbench.harness.backbone_cache`, pixels).
+
+        Officially the ResNet-50 starts trained (ImageNet, then stage 1.1 on the
+        dataset); started from the cached TSN ResNet the ``backbone`` stage keeps
+        it frozen (eval mode) and trains the MLP and classifier on it (CPU budget).
+        """
+        if self.input_kind != "pixels":
+            return []
+        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec, copy_backbone
+
+        def load(net: nn.Module, head: nn.Module) -> None:
+            copy_backbone(net, self.stages)
+
+        return [BackboneSlot("stages", BackboneSpec(self.backbone_arch, (self.resolution,)), load)]
+
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
         """``backbone``: all but branches and gate; ``branches``: branches; ``gate``: gate (official ``get_policies``).
 
@@ -442,7 +460,8 @@ class TLEE(Method):
             return list(self.gate.parameters())
         if stage == "branches":
             return list(self.branches.parameters())
-        mods = [self.mlp, self.classifier] + ([self.stages] if self.input_kind == "pixels" else [])
+        frozen = bool(getattr(self, "backbone_pretrained", None))
+        mods = [self.mlp, self.classifier] + ([self.stages] if self.input_kind == "pixels" and not frozen else [])
         return [p for m in mods for p in m.parameters()]
 
     def stage_epochs(self, stage: str, epochs: int) -> int:
@@ -477,10 +496,14 @@ class TLEE(Method):
         if stage == "backbone":
             zacc = None
             loss = x.new_zeros(())
+            frozen = bool(getattr(self, "backbone_pretrained", None)) and self.input_kind == "pixels"
+            if frozen:  # the cached TSN ResNet stays as loaded (backbone_slots)
+                self.stages.eval()
             for f in self.order:
                 h = self._frame_input(x, f)
-                for k in range(self.num_exits):
-                    h = self.stages[k](h) if self.input_kind == "pixels" else h
+                with torch.no_grad() if frozen else contextlib.nullcontext():
+                    for k in range(self.num_exits):
+                        h = self.stages[k](h) if self.input_kind == "pixels" else h
                 zacc = running_max(zacc, self.mlp(h))
                 out = self.classifier(zacc)
                 loss = loss + ce(out, y)

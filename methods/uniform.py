@@ -33,6 +33,7 @@ from evbench.harness.api import CostEntry, KnobSpec, Method, MethodCard, Output,
 from evbench.harness.registry import register_method
 from evbench.methods.common import (
     FEATURE_CONFIG,
+    PixelEncoder,
     evenly_spaced,
     lstm_cell_entry,
     make_encoder,
@@ -177,9 +178,50 @@ class Uniform(Method):
         return entries
 
     # -- training ------------------------------------------------------------------
+    def backbone_slots(self) -> list[Any]:
+        """The cached TSN backbone at the card's resolution (pixels; :mod:`evbench.harness.backbone_cache`).
+
+        ``avg`` consensus takes its TSN head too: TSN training is this method's
+        whole training, so ``joint`` is covered.  ``lstm`` (LRCN) keeps the
+        loaded backbone frozen and trains the LSTM and classifier on it.
+        """
+        if not isinstance(self.encoder, PixelEncoder):
+            return []
+        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec
+
+        def load(net: nn.Module, head: nn.Module) -> None:
+            self.encoder.backbone.load_state_dict(net.state_dict())
+            if self.consensus == "avg":
+                self.head.load_state_dict(head.state_dict())
+
+        spec = BackboneSpec(self.encoder.backbone_name, (self.encoder.resolution,))
+        return [BackboneSlot("encoder.backbone", spec, load, covers=("joint",) if self.consensus == "avg" else ())]
+
+    def stage_parameters(self, stage: str) -> list[nn.Parameter]:
+        """Every parameter; with a loaded cached backbone (LSTM consensus) the LSTM and classifier only."""
+        if getattr(self, "backbone_pretrained", None) and self.consensus == "lstm":
+            return [*self.rnn.parameters(), *self.head.parameters()]
+        return [p for p in self.parameters() if p.requires_grad]
+
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, *, stage: str, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy of the video logits over the method's T frames (TSN / LRCN training)."""
-        logits = self._logits(x, evenly_spaced(x.shape[1], self.card.frames))
+        """Cross-entropy of the video logits over the method's T frames (TSN / LRCN training).
+
+        With a loaded cached backbone (LSTM consensus) the backbone runs frozen in eval mode.
+        """
+        idx = evenly_spaced(x.shape[1], self.card.frames)
+        if getattr(self, "backbone_pretrained", None) and self.consensus == "lstm":
+            b = x.shape[0]
+            self.encoder.eval()
+            with torch.no_grad():
+                feats = self.encoder(x[:, idx].flatten(0, 1)).reshape(b, len(idx), -1)
+            h = feats.new_zeros(b, self.hidden)
+            c = feats.new_zeros(b, self.hidden)
+            for t in range(len(idx)):
+                h, c = self.rnn(feats[:, t], (h, c))
+            logits = self.head(self.dropout(h))
+            loss = nn.functional.cross_entropy(logits, y)
+            return loss, {"ce": loss.item(), "train_top1": (logits.argmax(1) == y).float().mean().item()}
+        logits = self._logits(x, idx)
         loss = nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(1) == y).float().mean().item()
         return loss, {"ce": loss.item(), "train_top1": acc}

@@ -189,7 +189,7 @@ def test_default_source_generates_into_the_cache_root(tmp_path, monkeypatch):
 
     monkeypatch.setattr(source_mod, "generate_dataset", spy)
     ds = open_dataset("generated", split="test", frames=2, size=32, cache_dir=str(tmp_path))
-    assert calls == [tmp_path / "generated-v1-seed0"]
+    assert calls == [gen_mod.generated_root(tmp_path, 0)]
     assert (
         ds.synthetic
         and len(ds) == 2

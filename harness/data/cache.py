@@ -41,7 +41,7 @@ def default_cache_root() -> Path:
     """Root of evbench's caches: ``$EVBENCH_CACHE`` if set, else ``~/.cache/evbench``.
 
     The frame cache lives in ``<root>/frames``, generated datasets in
-    ``<root>/generated-v1-seed<N>``.
+    ``<root>/generated-v<GENERATOR_VERSION>-seed<N>``.
     """
     env = os.environ.get("EVBENCH_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "evbench"

@@ -173,6 +173,10 @@ class VideoDataset(ClipDataset):
         self.seed = seed
         self.cache = cache
         self.cache_train = False
+        #: Training only: ``{}`` to keep every decoded, resized and cropped frame of each clip in memory
+        #: (``(N, S, S, 3)`` uint8 per clip, decoded once), so later epochs' random TSN offsets decode
+        #: nothing; ``None`` (default): decode every draw.  The pixels are the same either way.
+        self.frame_memo: dict[int, np.ndarray] | None = None
         self.scale_size = scale_size
         self.crop_size = crop_size
         self.epoch = 0
@@ -233,6 +237,16 @@ class VideoDataset(ClipDataset):
 
     def _load(self, i: int, entry: Entry) -> Sample:
         idx = self.indices(i)
+        if self.train and self.frame_memo is not None:
+            t0 = time.perf_counter()
+            full = self.frame_memo.get(i)
+            if full is None:
+                raw = decode_frames(entry.path, list(range(self.num_frames(i))))
+                full = resize_crop(raw, self.size, scale_size=self.scale_size, crop_size=self.crop_size)
+                self.frame_memo[i] = full
+            x = normalize(full[idx])
+            ms = (time.perf_counter() - t0) * 1e3
+            return Sample(entry.id, entry.label, x, entry.path, idx, 0.0, ms, True)
         use_cache = self.cache is not None and (not self.train or self.cache_train)
         key = None
         if use_cache:

@@ -72,7 +72,7 @@ def _generated(source: str) -> dict[str, Any]:
                 "codec": manifest.get("codec")}
     defaults = generate_dataset.__kwdefaults__ or {}
     params = _params(defaults.get("seed", 0), defaults["num_classes"], defaults["videos_per_class"],
-                     defaults["num_frames"], defaults["size"], defaults["fps"])
+                     defaults["num_frames"], defaults["size"], defaults["fps"], defaults.get("test_groups", 1))
     return {"kind": "generated", "version": GENERATOR_VERSION, "params": params, "codec": _codec()[0]}
 
 

@@ -14,9 +14,9 @@ What a video contains (``size`` × ``size`` px, ``num_frames`` frames):
   the video's group/clip number, never on its class, so they carry no label
   information.
 * **Class evidence, a short window only** — ``L`` consecutive frames, ``L``
-  drawn in ``[round(6/48·N), round(10/48·N)]`` (6–10 of 48 frames), at a
-  random start.  With TSN test sampling of ``T >= N / L_min`` frames (``T = 8``
-  for the defaults) at least one sampled frame lies in the window.
+  drawn in ``[round(6/48·N), round(10/48·N)]`` (6–10 of 48 frames; 2–3 of the
+  default 16), at a random start.  With TSN test sampling of ``T >= N / L_min``
+  frames (``T = 8`` for the defaults) at least one sampled frame lies in the window.
 * **Coarse classes** (e.g. ``RedDisc``, ``BlueSquare``): a large saturated
   coloured shape (radius 14–20 % of the frame) moving across the window —
   recognisable at 56 px.
@@ -24,12 +24,15 @@ What a video contains (``size`` × ``size`` px, ``num_frames`` frames):
   flat patch (30–40 % of the frame) of the same colour and mean brightness for
   both members, differing only in a 1-pixel texture (horizontal vs vertical
   stripes, checkerboard) of ±48 levels, drawn on the pixel grid of the stored
-  128 px video.  Through the standard pipeline (shorter side → 256, centre
-  crop 224, anti-aliased resize) the texture keeps ≈ 71 % of its contrast
-  (RMS) at 224 px, 48 % at 168, 35 % at 112 (the stored video's own sampling
-  of the crop, :func:`fine_texture_min_resolution`), 12 % (aliased) at 84 and
-  none at 56 px — there the pair is two identical flat squares.  A 3-layer CNN
-  on 8 frames learns the pair at 224 px but not at 112 px.
+  video.  Through the standard pipeline (shorter side → 256, centre crop 224,
+  anti-aliased resize to side ``r``) the texture's period scales with
+  ``r / r_min``, ``r_min = 224·size/256`` (:func:`fine_texture_min_resolution`,
+  the stored video's own sampling of the crop): for 128 px videos it keeps
+  ≈ 71 % of its contrast (RMS) at 224 px, 48 % at 168, 35 % at 112 (= r_min),
+  12 % (aliased) at 84 and none at 56 px — there the pair is two identical flat
+  squares; a 3-layer CNN on 8 frames learns the pair at 224 px but not at 112.
+  The default 64 px videos halve every side (r_min = 56): 112 / 84 / 56 px, the
+  lite configurations' resolutions, play the part of 224 / 168 / 112.
 * **Decoys** — in half of all videos (any class), a plain patch of the grey
   pair's colour without texture appears for a few frames outside the evidence
   window, so a low-resolution glimpse of a grey square is not evidence.
@@ -65,7 +68,7 @@ __all__ = [
     "write_video",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 GENERATOR_ID = "evbench.harness.data.generate"
 _QP = 16
 _PRESET = "veryfast"
@@ -128,7 +131,7 @@ def fine_texture_min_resolution(size: int, scale_size: int = 256, crop_size: int
     The stored ``size``-px frame is scaled to ``scale_size`` and centre-cropped
     to ``crop_size``; the 2-pixel texture period survives a further resize to
     side ``r`` only while it stays >= 2 output pixels, i.e.
-    ``r >= crop_size * size / scale_size`` (112 px for the default 128 px videos).
+    ``r >= crop_size * size / scale_size`` (56 px for the default 64 px videos, 112 for 128 px).
 
     Args:
         size: Side of the stored video, px.
@@ -449,7 +452,7 @@ def write_video(
             out.mux(packet)
 
 
-def _params(seed, num_classes, videos_per_class, num_frames, size, fps) -> dict:
+def _params(seed, num_classes, videos_per_class, num_frames, size, fps, test_groups=1) -> dict:
     return {
         "seed": seed,
         "num_classes": num_classes,
@@ -457,6 +460,7 @@ def _params(seed, num_classes, videos_per_class, num_frames, size, fps) -> dict:
         "num_frames": num_frames,
         "size": size,
         "fps": fps,
+        "test_groups": test_groups,
     }
 
 
@@ -465,10 +469,11 @@ def generate_dataset(
     *,
     seed: int = 0,
     num_classes: int = 6,
-    videos_per_class: int = 16,
-    num_frames: int = 48,
-    size: int = 128,
+    videos_per_class: int = 52,
+    num_frames: int = 16,
+    size: int = 64,
     fps: int = 25,
+    test_groups: int = 2,
 ) -> str:
     """Write the generated dataset into ``root`` (atomically) unless it is already there.
 
@@ -481,8 +486,9 @@ def generate_dataset(
     QP 16, preset veryfast, yuv420p) ``.mp4`` files of ``num_frames`` frames, ``size × size`` px at
     ``fps``; MPEG-4 part 2 ``.avi`` only if this PyAV lacks libx264 (the codec
     is recorded in the manifest).  Split: clips are grouped into 4 groups per
-    class (``gXX``; ``cYY`` within a group) and group 1 is the test split
-    (≈ 25 %), as UCF101's split 1 tests on its first groups.
+    class (``gXX``; ``cYY`` within a group) and groups ``1 … test_groups`` are
+    the test split (≈ 25 % per group), as UCF101's split 1 tests on its first
+    groups (7 of 25).
 
     Args:
         root: Target folder (must not exist, or be empty, or already hold
@@ -494,6 +500,7 @@ def generate_dataset(
         num_frames: Frames per video, ``>= 4``.
         size: Frame side, pixels, ``>= 32`` (even, for yuv420p).
         fps: Frame rate.
+        test_groups: Groups (of 4) in the test split, ``1 … 3``.
 
     Returns:
         ``str(root)``.
@@ -512,8 +519,10 @@ def generate_dataset(
         raise ValueError(f"num_frames must be >= 4, got {num_frames}")
     if size < 32 or size % 2:
         raise ValueError(f"size must be an even number >= 32, got {size}")
+    if not 1 <= test_groups <= 3:
+        raise ValueError(f"test_groups must be in 1..3, got {test_groups}")
     root = Path(root)
-    params = _params(seed, num_classes, videos_per_class, num_frames, size, fps)
+    params = _params(seed, num_classes, videos_per_class, num_frames, size, fps, test_groups)
     existing = read_manifest(root)
     if existing is not None:
         if existing.get("params") != params or existing.get("version") != GENERATOR_VERSION:
@@ -564,7 +573,7 @@ def _write_all(tmp: Path, params: dict) -> None:
             frames, info = _render_video(spec, scenes[(group, clip)], rng, size, n)
             rel = f"{spec.name}/v_{spec.name}_g{group:02d}_c{clip:02d}{ext}"
             write_video(tmp / rel, frames, fps=fps, codec=codec, options=options)
-            split = "test" if group == 1 else "train"
+            split = "test" if group <= params.get("test_groups", 1) else "train"
             (test_lines if split == "test" else train_lines).append(
                 rel if split == "test" else f"{rel} {label + 1}"
             )
@@ -600,7 +609,8 @@ def _write_all(tmp: Path, params: dict) -> None:
             "SYNTHETIC generated dataset: class evidence appears only in a short window of "
             "frames ('evidence.start'..'evidence.end', end exclusive, 0-based); fine classes "
             "('needs_high_res') differ from their pair only by a 1-pixel texture that the "
-            "anti-aliased resize removes below ~112 px. Coordinates are in stored-video pixels."
+            f"anti-aliased resize removes below ~{fine_texture_min_resolution(size)} px. Coordinates are in "
+            "stored-video pixels."
         ),
         "params": params,
         "codec": codec,
@@ -616,7 +626,8 @@ def _write_all(tmp: Path, params: dict) -> None:
             "resolvable when >= 2 px, i.e. r >= 224*size/256. RMS contrast kept, for size 128: "
             "224 px 71 %, 168 px 48 %, 112 px 35 %, 84 px 12 % (aliased), 56 px 0 %",
         },
-        "split": {"scheme": "UCF101-style groups; group 1 = test", "split_id": 1},
+        "split": {"scheme": f"UCF101-style groups; groups 1-{params.get('test_groups', 1)} of 4 = test",
+                  "split_id": 1},
         "classes": [
             dict(asdict(s), label=i, needs_high_res=s.needs_high_res) for i, s in enumerate(specs)
         ],

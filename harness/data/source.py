@@ -114,7 +114,7 @@ def open_dataset(
 
     * ``"generated"`` — the embedded generated dataset (see
       :mod:`evbench.harness.data.generate`), created on first use in
-      ``<cache root>/generated-v1-seed0`` (generation seed is always 0;
+      ``<cache root>/generated-v<GENERATOR_VERSION>-seed0`` (generation seed is always 0;
       ``seed`` here only drives sampling).  ``"generated:<root>"`` opens the generated
       dataset in ``<root>`` whatever its parameters, generating the default
       one there if absent.  Opened as UCF101 split 1, with
@@ -140,7 +140,7 @@ def open_dataset(
         seed: Seed of training offsets and of feature-file carve-outs.
         cache_dir: Cache root; frames are cached in ``<cache_dir>/frames``
             and the generated dataset lives in
-            ``<cache_dir>/generated-v1-seed0``.  ``None``: ``$EVBENCH_CACHE``
+            ``<cache_dir>/generated-v<GENERATOR_VERSION>-seed0``.  ``None``: ``$EVBENCH_CACHE``
             or ``~/.cache/evbench``.
         split_id: Official split number (UCF101 / HMDB51).
         val_fraction: Feature files: fraction carved out for validation.
