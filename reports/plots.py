@@ -323,10 +323,15 @@ def draw_oracle(ax: object, data: pd.DataFrame, groups: pd.Series, colours: dict
         ax.axvline(p["x"], color=colour, linestyle=":", linewidth=1.0, alpha=0.7, zorder=1)
         ax.scatter([p["x"]], [p["y"] * scale], marker="*", s=170, color=colour, edgecolors="black",
                    linewidths=0.7, zorder=6)
+        ax.annotate(_mpl(f"oracle {p['group']}"), (p["x"], p["y"] * scale), xytext=(5, -9),
+                    textcoords="offset points", fontsize=6.5, color=colour, zorder=6)
     front = pareto_frontier(pts, cost="x", quality="y")
     fx, fy = front["x"].to_numpy(float), front["y"].to_numpy(float) * scale
     if len(front):
-        ax.step(fx, fy, where="post", color="black", linestyle="--", linewidth=1.2, alpha=0.8, zorder=2)
+        right = max(float(np.nanmax(pd.to_numeric(data["gmacs_per_video"], errors="coerce"))), fx[-1]) \
+            if "gmacs_per_video" in data.columns else fx[-1]
+        ax.step(np.r_[fx, right], np.r_[fy, fy[-1]], where="post", color="black", linestyle="--", linewidth=1.2,
+                alpha=0.8, zorder=2)
     return [
         Line2D([], [], color="grey", marker="*", markersize=11, markeredgecolor="black", linestyle=":",
                label=_mpl(ORACLE_LABEL)),
