@@ -289,7 +289,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         res.checkpoint = str(args.checkpoint)
         res.accuracy_note = "not measured by profile: evbench run measures accuracy on a test split"
     res.label = " ".join([args.method, args.config] + [f"{k}={v}" for k, v in sorted(overrides.items())]
-                         + [f"{k}={v}" for k, v in sorted(knobs.items())])
+                         + [f"{k}={v}" for k, v in sorted(knobs.items())]
+                         + ([f"[{settings.precision}]"] if settings.precision != "fp32" else []))
     res.started, res.wall_s = started, time.perf_counter() - t0
     row = profile_json(res)
     if args.json:

@@ -394,7 +394,7 @@ def _timed(method: Method, xs: Sequence[torch.Tensor], settings: MeasureSettings
     name = method.card.name
     bar = tqdm(total=settings.min_queries, desc=f"latency {name}", disable=not progress, leave=False)
     meter = open_meter(str(device)) if settings.energy else None
-    with PeakMemory(device=device) as mem:
+    with PeakMemory(device=device, sample_with_hwm=False) as mem:  # no sampler thread beside the timed queries
         lat = measure_latency(query, device=device, warmup=warm, warmup_runs=warmup_runs,
                               min_queries=settings.min_queries, min_duration_s=min_d,
                               max_duration_s=max_d, energy_meter=meter,
@@ -693,9 +693,11 @@ def measure_cell(
         if res.backend_detail["providers"][0] != "CPUExecutionProvider":  # a GPU provider names the row's backend
             res.backend = res.backend_detail["backend"]  # "onnxruntime-cuda" / "onnxruntime-tensorrt"
 
+    cost_table(measured)  # cached on the method: fvcore's jit trace cannot run under autocast (cast weights)
+    low = backend == "torch" and precision != "fp32"  # FlopCounterMode cannot run under autocast: counted apart
     with amp():
         ev = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
-                      count_executed=settings.count_executed and not on_ort, progress=progress)
+                      count_executed=settings.count_executed and not on_ort and not low, progress=progress)
     n = len(ev.samples)
     res.num_videos = n
     res.data_errors = [{**e, "stage": "eval"} for e in ev.errors]
@@ -720,6 +722,13 @@ def measure_cell(
         res.executed_gmacs_per_video = ref.executed_gmacs_total / max(len(ref.samples), 1)
         res.executed_gmacs_note = ("counted on the torch forward with the same clips and knobs "
                                    "(ONNX Runtime kernels run outside PyTorch's dispatcher)")
+    elif low and settings.count_executed:
+        ref = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
+                       count_executed=True)
+        res.executed_gmacs_per_video = ref.executed_gmacs_total / max(len(ref.samples), 1)
+        res.executed_gmacs_note = (f"counted on an fp32 forward of the same clips and knobs (PyTorch's "
+                                   f"FlopCounterMode does not run under autocast); an adaptive method's fp32 "
+                                   f"decisions may differ from its {precision} ones")
     res.decode_ms_mean = float(ev.samples["decode_ms"].mean())
     res.preprocess_ms_mean = float(ev.samples["preprocess_ms"].mean())
     res.cache_hit_fraction = float(ev.samples["cached"].mean())
