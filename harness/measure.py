@@ -749,7 +749,8 @@ def measure_cell(
     if on_ort:
         from evbench.harness.onnx_backend import max_abs_logit_diff
 
-        check = max_abs_logit_diff(method, measured, clips, knobs=knobs)
+        # both on the run device: on cuda the copy's non-exported parts (parameters, glue) live there
+        check = max_abs_logit_diff(method.to(run_device), measured, [c.to(run_device) for c in clips], knobs=knobs)
         res.max_abs_logit_diff = check["max_abs_logit_diff"]
         res.decisions_match = check["decisions_match"]
         res.logit_diff_clips = check["clips"]
