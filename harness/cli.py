@@ -946,7 +946,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--queries", type=int, default=None,
                     help="timed latency queries per realised schedule (default 7; recorded in each row)")
     cl.add_argument("--max-seconds", type=float, default=None,
-                    help="time budget of each realised schedule's measurement, s (default 90; warm-up and latency "
+                    help="time budget of each realised schedule's measurement, s (default 150; warm-up and latency "
                          "window shrink to fit and the row says so)")
     cl.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     cl.set_defaults(func=cmd_claims)

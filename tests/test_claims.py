@@ -709,3 +709,9 @@ def format_realised_lines(rows: list[dict]) -> int:
 
     return sum(1 for line in format_realised(rows).splitlines() if line.startswith("   ") and "×" in line
                and not line.startswith("      "))
+
+
+def test_verdict_says_when_the_budget_cut_the_queries() -> None:
+    text = verdict_text(2.0, 1.5, [1.5, 1.5], device="X", backend="torch", precision="fp32", threads=2,
+                        fewest_queries=1)
+    assert text.endswith("(budget-limited: a schedule got only 1 query)")

@@ -99,8 +99,8 @@ def realised_table_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str
             "gmac_ratio": f"{r['gmac_ratio']:.2f}×" if r.get("gmac_ratio") is not None else "—",
             "realised": (f"{speed:.2f}× {_ci(r.get('realised_speedup_ci'))}" if speed is not None
                          else str(r["realised_verdict"])),
-            "setup": (f"{r.get('device')}, {r.get('backend')}, {r.get('threads')} threads"
-                      if r.get("device") else "—"),
+            "setup": (f"{r.get('device')}, {r.get('backend')}, {r.get('threads')} "
+                      f"thread{'' if r.get('threads') == 1 else 's'}" if r.get("device") else "—"),
             "mix": str(adapt.get("mix", "")),
         })
     return out

@@ -189,13 +189,22 @@ class Measurer:
         if settings is None:
             settings = MeasureSettings(min_queries=self.latency_queries, min_duration_s=0.0, max_duration_s=30.0,
                                        latency_clips=1, offline=False, count_executed=False, energy=False)
-        key = _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("num_classes"),
-                   dict(knobs or {}), device, settings.to_dict())
+        key = self._cell_key(spec, knobs, device, settings)
         if key not in self._cells:
             method = self.method(spec)
             clips = RandomClips(tuple(method.example_input(1).shape[1:]), 1, seed=0)
             self._cells[key] = measure_cell(method, clips, settings, knobs=dict(knobs or {}), device=device)
         return self._cells[key]
+
+    @staticmethod
+    def _cell_key(spec: Mapping[str, Any], knobs: Mapping[str, Any] | None, device: str, settings: Any) -> str:
+        return _key(spec["method"], spec.get("config", "paper"), spec.get("overrides", {}), spec.get("num_classes"),
+                    dict(knobs or {}), device, settings.to_dict())
+
+    def has_cell(self, spec: Mapping[str, Any], knobs: Mapping[str, Any] | None, *, device: str = "cpu",
+                 settings: Any) -> bool:
+        """Whether :meth:`cell` of these arguments is already measured (cached) in this run."""
+        return self._cell_key(spec, knobs, device, settings) in self._cells
 
     def latency(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Single-stream latency of one schedule on this CPU (:meth:`cell`, cached).

@@ -104,7 +104,7 @@ class RealisedSettings:
     """
 
     queries: int = 7
-    max_seconds: float | None = 90.0
+    max_seconds: float | None = 150.0
     resamples: int = 2000
     level: float = 0.95
     seed: int = 0
@@ -324,7 +324,7 @@ def speedup_interval(baseline: Sequence[tuple[float, Sequence[float]]],
 
 def verdict_text(gmac_ratio: float, speedup: float, ci: Sequence[float], *, device: str, backend: str,
                  precision: str, threads: int | None, claimed: float | None = None, claimed_unit: str = "",
-                 under_load: bool = False) -> str:
+                 under_load: bool = False, fewest_queries: int | None = None) -> str:
     """The realised verdict sentence.
 
     Args:
@@ -338,6 +338,8 @@ def verdict_text(gmac_ratio: float, speedup: float, ci: Sequence[float], *, devi
         claimed: The claimed speed-up when the claim is one (unit ``x``), else None.
         claimed_unit: The claim's unit (``x`` prefixes "claimed 3.18×; ").
         under_load: Any timed schedule was flagged noisy (machine under load).
+        fewest_queries: The fewest timed queries of any schedule when the time
+            budget cut it below the asked count, else None.
 
     Returns:
         E.g. ``"compute saving 1.96× realised as 1.71× [1.66, 1.77] on AMD EPYC
@@ -348,6 +350,8 @@ def verdict_text(gmac_ratio: float, speedup: float, ci: Sequence[float], *, devi
             f"on {device}, {backend} {precision}, {n} thread{'' if threads == 1 else 's'}")
     if claimed is not None and claimed_unit.strip() == "x":
         text = f"claimed {claimed:g}×; " + text
+    if fewest_queries is not None:
+        text += f" (budget-limited: a schedule got only {fewest_queries} quer{'y' if fewest_queries == 1 else 'ies'})"
     if under_load:
         text += " (timed under load: not a result)"
     return text
@@ -391,7 +395,7 @@ def _side(measurer: Any, side: Mapping[str, Any], settings: RealisedSettings, ba
     for knobs, w in zip(schedules, weights, strict=True):
         rec: dict[str, Any] = {"knobs": knobs, "weight": w, "timed": w > 0}
         if w > 0:
-            if log is not None:
+            if log is not None and not measurer.has_cell(build, knobs, settings=ms):
                 log(f"realised: timing {build['method']} [{build.get('config', 'paper')}]"
                     f"{' ' + str(build['overrides']) if build.get('overrides') else ''} knobs {knobs} "
                     f"(weight {w:.3f})")
@@ -456,15 +460,16 @@ def measure_realised(measurer: Any, claim: Any, settings: RealisedSettings,
     backend, precision = str(rows[0].backend or "torch"), str(rows[0].precision or "fp32")
     threads = rows[0].threads
     under_load = any(bool(r.noisy) for r in rows)
+    limited = [int(r.latency_queries or 0) for r in rows if r.latency_budget_limited]
     text = verdict_text(gmac_ratio, interval["speedup"], interval["ci"], device=device, backend=backend,
                         precision=precision, threads=threads, claimed=claim.claimed, claimed_unit=claim.unit,
-                        under_load=under_load)
+                        under_load=under_load, fewest_queries=min(limited) if limited else None)
     return {
         "gmac_ratio": gmac_ratio, "realised_speedup": interval["speedup"], "realised_speedup_ci": interval["ci"],
         "device": device, "backend": f"{backend} {precision}", "threads": threads, "realised_verdict": text,
         "realised": {"baseline": base, "adaptive": adapt, "mix_source": spec["mix_source"],
                      "interval": {k: v for k, v in interval.items() if k not in ("speedup", "ci")},
-                     "under_load": under_load, "settings": settings.to_dict(),
+                     "under_load": under_load, "budget_limited": bool(limited), "settings": settings.to_dict(),
                      "batch": 1, "clip": "one seeded random-normal clip (RandomClips seed 0), SYNTHETIC"},
     }
 
