@@ -374,6 +374,26 @@ def test_unavailable_provider_is_one_line(capsys: pytest.CaptureFixture[str]) ->
     assert rc == 2 and "exported graphs are fp32" in err
 
 
+def test_run_refuses_onnxruntime_cuda_cells_without_the_provider_before_any_cell() -> None:
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed here")
+    from evbench.harness.cli import _check_run_gpu
+    from evbench.harness.onnx_backend import OnnxBackendError
+    from evbench.harness.suites import Cell
+
+    base = dict(suite="s", method="uniform", config="lite", overrides={}, knobs={}, train_data=None,
+                train_split="train", test_data="generated", test_split="test", train=None,
+                test_fingerprint={"note": "SYNTHETIC fingerprint"})
+    cells = [Cell(**base, device="cpu", backend="onnxruntime"), Cell(**base, device="cuda", backend="onnxruntime")]
+    _check_run_gpu(cells[:1])  # the CPU provider is always there
+    with pytest.raises(OnnxBackendError, match=r"\['CUDAExecutionProvider'\] are not available"):
+        _check_run_gpu(cells)
+    _check_run_gpu(cells, serial=False)  # a Ray / Slurm worker may have onnxruntime-gpu
+    with pytest.raises(SettingsError, match="fp16 needs a CUDA device"):
+        _check_run_gpu([Cell(**base, device="cpu", measure=MeasureSettings(precision="fp16"))])
+
+
 def test_silent_provider_fallback_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A GPU build listing CUDA whose session still loads CPU only (missing CUDA libraries) is an error."""
     ort = pytest.importorskip("onnxruntime")
