@@ -136,7 +136,8 @@ def _autocast_spy(method: nn.Module) -> list[tuple[bool, torch.dtype]]:
     return seen
 
 
-@pytest.mark.parametrize(("name", "precision"), [("uniform", "fp32"), ("uniform", "bf16"), ("rsee", "bf16")])
+@pytest.mark.parametrize(("name", "precision"), [("uniform", "fp32"), ("uniform", "bf16"),
+                                                pytest.param("rsee", "bf16", marks=pytest.mark.slow)])
 def test_measure_cell_runs_every_phase_at_the_precision_and_records_it(name: str, precision: str) -> None:
     """Every forward at the precision; the cost table (fvcore's jit trace) is taken before autocast (RSEE's fails in it)."""
     from evbench.harness.measure import measure_cell
@@ -470,6 +471,7 @@ def test_gpu_providers_recorded_in_the_row(monkeypatch: pytest.MonkeyPatch, tmp_
 # --------------------------------------------------------------------------- gpu_check.sh / summary
 
 
+@pytest.mark.slow
 def test_gpu_check_without_a_gpu_exits_cleanly(tmp_path: Path) -> None:
     if CUDA:
         pytest.skip("a GPU is present: bench/gpu_check.sh would run the whole check")
@@ -481,6 +483,7 @@ def test_gpu_check_without_a_gpu_exits_cleanly(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("profile-*"))
 
 
+@pytest.mark.slow
 def test_gpu_check_commands_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every evbench command the script would run is accepted by the parser (with a CUDA device faked)."""
     from evbench.harness.cli import build_parser
