@@ -149,9 +149,9 @@ def summarise(out: Path) -> tuple[dict[str, Any], str]:
         realised.append({k: c.get(k) for k in ("id", "paper", "claimed", "unit", "gmac_ratio", "realised_speedup",
                                                "realised_speedup_ci", "realised_verdict", "verdict", "device",
                                                "backend")})
-    claims_note = ("realised speed-ups measured on the CPU: evbench claims takes no --device"
-                   if (out / "claims.cpu-only").exists() else "realised speed-ups measured on cuda")
-    if claims_rows is None:
+    not_run = [p.read_text().strip() for p in sorted(out.glob("*.not-run"))]
+    claims_note = "not run on cuda" if (out / "claims.not-run").exists() else "measured on cuda"
+    if claims_rows is None and not (out / "claims.not-run").exists():
         checks.append("claims.json: no claims output (see claims.json.err)")
 
     val = _load(out / "cuda-validation.json")
@@ -161,7 +161,7 @@ def summarise(out: Path) -> tuple[dict[str, Any], str]:
 
     summary = {"profiles": profiles, "onnxruntime": ort, "onnxruntime_skipped": ort_skipped,
                "realised_speedups": realised, "claims_note": claims_note, "modeled_validation": validation,
-               "nvml": _load(out / "nvml.json"), "failed_checks": checks}
+               "nvml": _load(out / "nvml.json"), "not_run": not_run, "failed_checks": checks}
     md = [f"# evbench GPU check — {profiles[0]['gpu'] if profiles else 'GPU'}", "",
           "## CUDA profiles (paper configs, batch 1, CUDA events)", "",
           "| method | precision | p50 ms | vs fp32 | breakdown ms (role: ms) | sum err | overhead % p50 | J/clip |",
@@ -186,6 +186,8 @@ def summarise(out: Path) -> tuple[dict[str, Any], str]:
         md.append(f"- {validation.get('runtime')} on {validation.get('gpu_name')}: held-out mean |error| "
                   f"{_f(validation.get('held_out_mean_abs_error_pct'), '.1f')} %, max "
                   f"{_f(validation.get('held_out_max_abs_error_pct'), '.1f')} % (MODELED vs measured p50)")
+    md += ["", "## Not run", ""]
+    md += [f"- {n}" for n in not_run] or ["- nothing"]
     md += ["", "## Checks", ""]
     md += [f"- FAILED {c}" for c in checks] or ["- all passed"]
     return summary, "\n".join(md) + "\n"

@@ -497,7 +497,8 @@ def test_gpu_check_commands_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     methods = set(list_methods())
     profiled = {c[c.index("--method") + 1] for c in commands if c[0] == "profile"}
     assert profiled == methods  # every registered method, on cuda
-    assert {"claims", "model-validate"} <= {c[0] for c in commands}
+    assert "model-validate" in {c[0] for c in commands}
+    assert ("claims" in {c[0] for c in commands}) != (tmp_path / "claims.not-run").exists()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     for cmd in commands:
@@ -534,6 +535,7 @@ def test_gpu_check_summary_flags_failed_checks(tmp_path: Path) -> None:
     (tmp_path / "cuda-validation.json").write_text(json.dumps({"summary": {
         "runtime": "torch-cuda-fp16", "gpu_name": "SYNTHETIC GPU", "held_out_mean_abs_error_pct": 12.0,
         "held_out_max_abs_error_pct": 20.0}}))
+    (tmp_path / "ort-tensorrt.skipped").write_text("skipped: TensorrtExecutionProvider not in onnxruntime's providers")
     summary, md = gpu_check.summarise(tmp_path)
     failed = summary["failed_checks"]
     assert len(failed) == 2 and all(f.startswith("rsee fp32") for f in failed)
@@ -542,6 +544,7 @@ def test_gpu_check_summary_flags_failed_checks(tmp_path: Path) -> None:
     assert fp16["speedup_vs_fp32"] == pytest.approx(2.5)
     assert summary["realised_speedups"][0]["realised_speedup"] == 2.1
     assert "| uniform | fp16 | 4.00 | 2.50x |" in md and "FAILED rsee fp32" in md
+    assert summary["onnxruntime_skipped"] and "TensorrtExecutionProvider" in md
     assert gpu_check.main(["summary", str(tmp_path)]) == 1
     assert json.loads((tmp_path / "summary.json").read_text())["failed_checks"] == failed
 
