@@ -318,13 +318,20 @@ def draw_oracle(ax: object, data: pd.DataFrame, groups: pd.Series, colours: dict
     pts = oracle_points(data, groups)
     if pts.empty:
         return []
-    for _, p in pts.iterrows():
+    clusters: list[list] = []  # one label per cluster of nearby stars (e.g. the uniform variants)
+    for _, p in pts.sort_values("x").iterrows():
         colour = colours.get(p["group"], "black")
         ax.axvline(p["x"], color=colour, linestyle=":", linewidth=1.0, alpha=0.7, zorder=1)
         ax.scatter([p["x"]], [p["y"] * scale], marker="*", s=170, color=colour, edgecolors="black",
                    linewidths=0.7, zorder=6)
-        ax.annotate(_mpl(f"oracle {p['group']}"), (p["x"], p["y"] * scale), xytext=(5, -9),
-                    textcoords="offset points", fontsize=6.5, color=colour, zorder=6)
+        x, y = float(p["x"]), float(p["y"])
+        if clusters and x <= clusters[-1][0] * 1.08 and abs(y - clusters[-1][1]) < 0.03:
+            clusters[-1][2].append(str(p["group"]))
+        else:
+            clusters.append([x, y, [str(p["group"])]])
+    for x, y, names in clusters:
+        ax.annotate(_mpl("oracle " + ", ".join(names)), (x, y * scale), xytext=(5, -9),
+                    textcoords="offset points", fontsize=6.5, color="black", zorder=6)
     front = pareto_frontier(pts, cost="x", quality="y")
     fx, fy = front["x"].to_numpy(float), front["y"].to_numpy(float) * scale
     if len(front):
