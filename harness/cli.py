@@ -949,6 +949,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time budget of each realised schedule's measurement, s (default 150; warm-up and latency "
                          "window shrink to fit and the row says so)")
     cl.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    cl.add_argument("--device", default="cpu",
+                    help="where the realised speed-ups are timed: cpu (default), cuda, cuda:N (GMACs do not depend on it)")
     cl.set_defaults(func=cmd_claims)
 
     mv = sub.add_parser("model-validate", help="validate the modeled-device roofline on this CPU "

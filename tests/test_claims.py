@@ -715,3 +715,11 @@ def test_verdict_says_when_the_budget_cut_the_queries() -> None:
     text = verdict_text(2.0, 1.5, [1.5, 1.5], device="X", backend="torch", precision="fp32", threads=2,
                         fewest_queries=1)
     assert text.endswith("(budget-limited: a schedule got only 1 query)")
+
+
+def test_realised_settings_refuse_a_modeled_device() -> None:
+    assert RealisedSettings(device="cuda:0").measure_settings().min_queries == 7
+    with pytest.raises(ValueError, match="modeled device's latency is an estimate"):
+        RealisedSettings(device="jetson-nano-modeled")
+    with pytest.raises(ValueError, match="queries must be >= 1"):
+        RealisedSettings(queries=0)

@@ -29,7 +29,8 @@ def run_claims(args: Any) -> int:
             ``threads`` (torch intra-op threads for the run), ``no_realised``
             (skip timing the realised speed-ups), ``queries`` (timed queries
             per realised schedule) and ``max_seconds`` (time budget of each
-            realised schedule's measurement, s).
+            realised schedule's measurement, s), ``device`` (where the
+            realised schedules are timed: cpu, cuda[:N]).
 
     Returns:
         0; 2 when the registry is malformed or missing (the message, printed
@@ -69,9 +70,10 @@ def run_claims(args: Any) -> int:
         max_s = getattr(args, "max_seconds", None)
         try:
             realised = RealisedSettings(queries=int(queries) if queries is not None else defaults.queries,
-                                        max_seconds=float(max_s) if max_s is not None else defaults.max_seconds)
+                                        max_seconds=float(max_s) if max_s is not None else defaults.max_seconds,
+                                        device=str(getattr(args, "device", None) or "cpu"))
         except ValueError as exc:
-            print(f"evbench claims: --queries / --max-seconds: {exc}", file=sys.stderr)
+            print(f"evbench claims: --queries / --max-seconds / --device: {exc}", file=sys.stderr)
             return 2
     quiet = bool(getattr(args, "quiet", False))
     t0 = time.perf_counter()

@@ -123,5 +123,6 @@ def format_realised(rows: Sequence[Mapping[str, Any]]) -> str:
              f"   {'claim':42s} {'claimed':>22s} {'GMAC ratio':>10s}  realised"]
     for t in table:
         lines.append(f"   {t['claim']:42s} {t['claimed']:>22s} {t['gmac_ratio']:>10s}  {t['realised']}")
-        lines.append(f"      {t['method']}; {t['mix']}; {t['setup']}")
+        if t["mix"]:
+            lines.append(f"      {t['method']}; {t['mix']}; {t['setup']}")
     return "\n".join(lines)

@@ -101,6 +101,9 @@ class RealisedSettings:
         resamples: Bootstrap resamples of the speed-up interval.
         level: Confidence level of the interval.
         seed: Bootstrap seed.
+        device: Where the schedules are timed (``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``; GMACs do not depend on it).  Modeled devices are
+            refused: a realised speed-up is a measurement.
     """
 
     queries: int = 7
@@ -108,13 +111,14 @@ class RealisedSettings:
     resamples: int = 2000
     level: float = 0.95
     seed: int = 0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         """Validate.
 
         Raises:
-            ValueError: ``queries < 1``, ``max_seconds <= 0``, ``resamples < 10``
-                or ``level`` outside (0, 1).
+            ValueError: ``queries < 1``, ``max_seconds <= 0``, ``resamples < 10``,
+                ``level`` outside (0, 1), or a device other than cpu / cuda[:N].
         """
         if self.queries < 1:
             raise ValueError(f"realised queries must be >= 1, got {self.queries}")
@@ -124,6 +128,9 @@ class RealisedSettings:
             raise ValueError(f"realised resamples must be >= 10, got {self.resamples}")
         if not 0 < self.level < 1:
             raise ValueError(f"realised level must be in (0, 1), got {self.level}")
+        if self.device != "cpu" and not str(self.device).startswith("cuda"):
+            raise ValueError(f"realised speed-ups are timed on cpu or cuda[:N], not {self.device!r} "
+                             "(a modeled device's latency is an estimate, not a realised speed-up)")
 
     def measure_settings(self) -> Any:
         """The :class:`~evbench.harness.settings.MeasureSettings` of one timed schedule.
@@ -142,7 +149,7 @@ class RealisedSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (stored in each row's ``realised.settings``)."""
         return {"queries": self.queries, "max_seconds": self.max_seconds, "resamples": self.resamples,
-                "level": self.level, "seed": self.seed}
+                "level": self.level, "seed": self.seed, "device": self.device}
 
 
 # --------------------------------------------------------------------------- registry validation
@@ -395,11 +402,11 @@ def _side(measurer: Any, side: Mapping[str, Any], settings: RealisedSettings, ba
     for knobs, w in zip(schedules, weights, strict=True):
         rec: dict[str, Any] = {"knobs": knobs, "weight": w, "timed": w > 0}
         if w > 0:
-            if log is not None and not measurer.has_cell(build, knobs, settings=ms):
+            if log is not None and not measurer.has_cell(build, knobs, device=settings.device, settings=ms):
                 log(f"realised: timing {build['method']} [{build.get('config', 'paper')}]"
                     f"{' ' + str(build['overrides']) if build.get('overrides') else ''} knobs {knobs} "
                     f"(weight {w:.3f})")
-            row = measurer.cell(build, knobs, settings=ms)
+            row = measurer.cell(build, knobs, device=settings.device, settings=ms)
             samples = [float(v) for v in (row.latency_samples_ms or [])]
             rec.update(gmacs_per_video=row.gmacs_per_video, frames_used=row.frames_used,
                        latency_ms_p50=row.latency_ms_p50, latency_queries=row.latency_queries,
@@ -454,9 +461,10 @@ def measure_realised(measurer: Any, claim: Any, settings: RealisedSettings,
                                 level=settings.level, seed=settings.seed)
     rows = base.pop("_rows") + adapt.pop("_rows")
     env = rows[0].env or {}
-    device = str(env.get("cpu_model") or rows[0].device or "cpu")
-    if str(rows[0].device) not in ("cpu", "None"):
-        device = f"{device} ({rows[0].device})"
+    if str(rows[0].device).startswith("cuda"):
+        device = f"{env.get('gpu_name') or 'CUDA GPU'} ({rows[0].device})"
+    else:
+        device = str(env.get("cpu_model") or rows[0].device or "cpu")
     backend, precision = str(rows[0].backend or "torch"), str(rows[0].precision or "fp32")
     threads = rows[0].threads
     under_load = any(bool(r.noisy) for r in rows)
