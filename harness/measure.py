@@ -394,7 +394,7 @@ def _timed(method: Method, xs: Sequence[torch.Tensor], settings: MeasureSettings
     name = method.card.name
     bar = tqdm(total=settings.min_queries, desc=f"latency {name}", disable=not progress, leave=False)
     meter = open_meter(str(device)) if settings.energy else None
-    with PeakMemory(device=device) as mem:
+    with PeakMemory(device=device, sample_with_hwm=False) as mem:  # no sampler thread beside the timed queries
         lat = measure_latency(query, device=device, warmup=warm, warmup_runs=warmup_runs,
                               min_queries=settings.min_queries, min_duration_s=min_d,
                               max_duration_s=max_d, energy_meter=meter,

@@ -336,11 +336,16 @@ class _ARNetBase(Method):
             if active:
                 rows = torch.tensor(active, device=x.device)
                 feat = pre[rows, t] if pre is not None else self._policy_features(x, rows, t)
-                hn, cn = rnn(feat, (h.index_select(0, rows), c.index_select(0, rows)))
+                if len(active) == b:  # every sample steps (always at batch 1): the new state is the whole state
+                    h, c = rnn(feat, (h, c))
+                    hn = h
+                    hs[:, t] = hn
+                else:
+                    hn, cn = rnn(feat, (h.index_select(0, rows), c.index_select(0, rows)))
+                    h = h.index_copy(0, rows, hn)
+                    c = c.index_copy(0, rows, cn)
+                    hs[rows, t] = hn
                 logits = linear(hn) + bias
-                h = h.index_copy(0, rows, hn)
-                c = c.index_copy(0, rows, cn)
-                hs[rows, t] = hn
                 if noise is not None:  # decisions="sample": the official test path's Gumbel-max sample
                     logits = logits + noise[rows, t]
                 chosen = [force_action] * len(active) if force_action is not None else logits.argmax(1).tolist()

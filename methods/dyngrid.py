@@ -68,7 +68,6 @@ from evbench.methods.exits import (
     TraceRecorder,
     check_clip,
     coarse_to_fine_order,
-    confident,
     max_softmax,
     online_shift,
     resize_frames,
@@ -237,19 +236,20 @@ class DynGrid(Method):
             pred = sums[d] / (i + 1)
             for s in ids:
                 dec[s]["cells"] += 1
-            stop = confident(pred, threshold, strict=False)
-            if n_cell == len(route) - 1:
-                stop = torch.ones_like(stop)
-            if bool(stop.any()):
-                conf = max_softmax(pred)
-                conf_mask = confident(pred, threshold, strict=False)
-                for j in stop.nonzero().reshape(-1).tolist():
+            # the stop test (confident(pred, threshold, strict=False)) with one host sync per cell
+            conf = max_softmax(pred)
+            conf_mask = (conf >= threshold).tolist()
+            last_cell = n_cell == len(route) - 1
+            gone = [j for j, c in enumerate(conf_mask) if c or last_cell]
+            if gone:
+                conf_val = conf.tolist()
+                for j in gone:
                     s = ids[j]
                     logits[s] = pred[j]
-                    dec[s].update(exit_frame=f, exit_depth=d, exit_confidence=float(conf[j]),
+                    dec[s].update(exit_frame=f, exit_depth=d, exit_confidence=conf_val[j],
                                   exit_layer=LAYER_NAMES[d] if self.input_kind == "pixels" else f"block{d + 1}")
-                    rec.mark_exit([s], "confidence" if bool(conf_mask[j]) else "last_frame")
-            _, keep = active.retire(stop)
+                    rec.mark_exit([s], "confidence" if conf_mask[j] else "last_frame")
+            keep = active.retire_at(gone)
             if not active:
                 break
             if keep is not None:

@@ -440,6 +440,26 @@ class ActiveSet:
         self._list = None
         return exited, keep
 
+    def retire_at(self, positions: Sequence[int]) -> torch.Tensor | None:
+        """Remove the samples at ``positions`` (Python ints, positions in the active set; no host sync).
+
+        The host-side form of :meth:`retire` for methods that already hold their
+        exit decisions as Python values.
+
+        Returns:
+            The positions ``(n_left,)`` long to ``index_select`` compact states
+            with, or ``None`` when nobody exited.
+        """
+        if not positions:
+            return None
+        gone = set(positions)
+        ids = self.tolist()
+        left = [j for j in range(len(ids)) if j not in gone]
+        keep = torch.tensor(left, dtype=torch.long, device=self.ids.device)
+        self.ids = self.ids.index_select(0, keep)
+        self._list = [ids[j] for j in left]
+        return keep
+
 
 def select_rows(keep: torch.Tensor | None, *tensors: Any) -> tuple[Any, ...]:
     """``index_select(0, keep)`` on each tensor (``None`` and non-tensors passed through)."""
@@ -459,10 +479,10 @@ class TraceRecorder:
         self.steps: list[list[TraceStep]] = [[] for _ in range(batch)]
 
     def add(self, ids: Iterable[int], frame: int, module: str, input_shape: Sequence[int], role: str) -> None:
-        """Append one step for every sample in ``ids``."""
-        shape = tuple(int(s) for s in input_shape)
+        """Append one step for every sample in ``ids`` (one frozen :class:`TraceStep` shared by them)."""
+        step = TraceStep(frame, module, tuple(int(s) for s in input_shape), role=role)
         for i in ids:
-            self.steps[i].append(TraceStep(frame, module, shape, role=role))
+            self.steps[i].append(step)
 
     def add_steps(self, ids: Iterable[int], steps: Sequence[TraceStep]) -> None:
         """Append ready-made steps (e.g. :meth:`RecurrentPolicy.steps`) for every sample in ``ids``."""

@@ -206,36 +206,40 @@ class FrameExit(Method):
             z = running_max(zacc, e)
             for i in ids:
                 dec[i]["frames"].append(f)
+            # exit decisions on the host: one sync per step (the control flow needs it), none when forced
+            n = len(ids)
             if p == 0:
                 out = self.classifiers[0](z)
                 rec.add(ids, f, "classifiers.0", (self.mlp_dim,), "head")
-                texit = confident(out, fthr, strict=True)
-                if forced is not None:
-                    texit = torch.full_like(texit, forced == 1)
+                texit = [forced == 1] * n if forced is not None else confident(out, fthr, strict=True).tolist()
             elif p == last:
                 out = self.classifiers[p](z)
                 rec.add(ids, f, f"classifiers.{p}", (self.mlp_dim,), "head")
-                texit = torch.ones(len(ids), dtype=torch.bool, device=x.device)
+                texit = [True] * n
             else:
                 g = self.exit_selector[p - 1](z, zacc)
                 rec.add(ids, f, f"exit_selector.{p - 1}", (self.mlp_dim,), "policy")
-                texit = gate_exit(g, thr, invert=True, strict=True)
-                if forced is not None:
-                    texit = torch.full_like(texit, p == forced - 1)
+                texit = ([p == forced - 1] * n if forced is not None
+                         else gate_exit(g, thr, invert=True, strict=True).tolist())
                 out = None
-                if bool(texit.any()):
-                    sel = texit.nonzero().reshape(-1)
+                if all(texit):  # every sample exits (a batch-1 exit): no gather/scatter
+                    out = self.classifiers[p](z)
+                    rec.add(ids, f, f"classifiers.{p}", (self.mlp_dim,), "head")
+                elif any(texit):
+                    rows = [j for j, u in enumerate(texit) if u]
+                    sel = torch.tensor(rows, dtype=torch.long, device=x.device)
                     out = z.new_zeros(z.shape[0], self.num_classes)
                     out.index_copy_(0, sel, self.classifiers[p](z.index_select(0, sel)))
-                    rec.add([ids[j] for j in sel.tolist()], f, f"classifiers.{p}", (self.mlp_dim,), "head")
-            for j in texit.nonzero().reshape(-1).tolist():
+                    rec.add([ids[j] for j in rows], f, f"classifiers.{p}", (self.mlp_dim,), "head")
+            gone = [j for j, u in enumerate(texit) if u]
+            for j in gone:
                 i = ids[j]
                 logits[i] = out[j]
                 dec[i].update(exit_frame=f, exit_step=p, frames_processed=p + 1)
                 rec.mark_exit([i], "forced" if forced is not None else "confidence" if p == 0
                               else "last_frame" if p == last else "gate")
             zacc = z
-            _, keep = active.retire(texit)
+            keep = active.retire_at(gone)
             if not active:
                 break
             (zacc,) = select_rows(keep, zacc)

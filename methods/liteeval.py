@@ -263,22 +263,24 @@ class _LiteEvalBase(Method):
             s_t = coarse[:, t]
             h_s, c_s = core.small_rnn(s_t, (h_s, c_s))
             gate = core.linear(torch.cat([s_t, h_l, c_l], 1)) + bias
-            if force is None:
-                use = gate.argmax(1) == FINE
+            # the gate decisions on the host (one sync per frame: whether the fine CNN runs is the decision)
+            use_l = [force == "fine"] * b if force is not None else (gate.argmax(1) == FINE).tolist()
+            if all(use_l):  # every sample fine (a batch-1 fine frame): the fine LSTM gives the whole state
+                f = core.proj_mlp(self._fine_inputs(x, torch.arange(b, device=x.device), t))
+                h_l, c_l = core.large_rnn(torch.cat([f, s_t], 1), (h_l, c_l))
+            elif not any(use_l):  # every sample coarse: the synchronised state (Eq. 5)
+                h_l, c_l = core.synchronise(h_l, h_s), core.synchronise(c_l, c_s)
             else:
-                use = torch.full((b,), force == "fine", dtype=torch.bool, device=x.device)
-            new_h = torch.where(use[:, None], h_l, core.synchronise(h_l, h_s))
-            new_c = torch.where(use[:, None], c_l, core.synchronise(c_l, c_s))
-            rows = use.nonzero().flatten()
-            if len(rows):
+                use = torch.tensor(use_l, dtype=torch.bool, device=x.device)
+                new_h = torch.where(use[:, None], h_l, core.synchronise(h_l, h_s))
+                new_c = torch.where(use[:, None], c_l, core.synchronise(c_l, c_s))
+                rows = use.nonzero().flatten()
                 f = core.proj_mlp(self._fine_inputs(x, rows, t))
                 hn, cn = core.large_rnn(torch.cat([f, s_t.index_select(0, rows)], 1),
                                         (h_l.index_select(0, rows), c_l.index_select(0, rows)))
-                new_h = new_h.index_copy(0, rows, hn)
-                new_c = new_c.index_copy(0, rows, cn)
-            h_l, c_l = new_h, new_c
+                h_l, c_l = new_h.index_copy(0, rows, hn), new_c.index_copy(0, rows, cn)
             steps, fine_steps = self._step_trace(t), self._fine_trace(t)
-            for i, u in enumerate(use.tolist()):
+            for i, u in enumerate(use_l):
                 traces[i] += steps
                 if u:
                     traces[i] += fine_steps

@@ -70,7 +70,7 @@ class MultiBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise with bank :attr:`bank`."""
-        return getattr(self, f"bn{self.bank}")(x)
+        return self._modules[f"bn{self.bank}"](x)  # type: ignore[misc]
 
 
 class MultiBNResNet(ResNet):
@@ -107,6 +107,8 @@ class MultiBNResNet(ResNet):
         #: The BatchNorms of the ``downsample`` shortcuts (``layer{1..4}.0.downsample.1``).
         self._downsample_banks = [m for name, m in self.named_modules()
                                   if isinstance(m, MultiBatchNorm2d) and ".downsample." in f".{name}."]
+        #: ``(bank, downsample_bank)`` last applied by :meth:`set_bank` (every bank starts at 0).
+        self._selected: tuple[int, int | None] = (0, None)
 
     def set_bank(self, bank: int, downsample_bank: int | None = None) -> None:
         """Select BatchNorm bank ``bank`` in every layer (``downsample_bank`` in the downsample shortcuts).
@@ -122,11 +124,14 @@ class MultiBNResNet(ResNet):
         for b in (bank, downsample_bank):
             if b is not None and not 0 <= b < len(self.resolutions):
                 raise IndexError(f"bank {b} out of range for resolutions {self.resolutions}")
+        if self._selected == (bank, downsample_bank):
+            return  # already selected: switch once per resolution change, not per module per call
         for m in self._banks:
             m.bank = bank
         if downsample_bank is not None:
             for m in self._downsample_banks:
                 m.bank = downsample_bank
+        self._selected = (bank, downsample_bank)
 
     def bank_of(self, side: int) -> int:
         """Bank index of an input side in px.

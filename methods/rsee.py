@@ -124,7 +124,6 @@ from evbench.methods.exits import (
     ActiveSet,
     TraceRecorder,
     check_clip,
-    confident,
     max_softmax,
     resize_frames,
     select_rows,
@@ -339,8 +338,8 @@ class RSEE(Method):
             frames = active.take(x[:, t])
             if pixels:
                 feats, choice, pstate = self._pixel_step(frames, t, ids, rec, pstate, bias, force)
-                for j, i in enumerate(ids):
-                    dec[i]["resolutions"].append(self.resolutions[int(choice[j])])
+                for i, bank in zip(ids, choice, strict=True):
+                    dec[i]["resolutions"].append(self.resolutions[bank])
             else:
                 feats = frames
                 rec.add(ids, t, self.encoder.module_name, (self.dim,), "input")
@@ -354,19 +353,20 @@ class RSEE(Method):
             rec.add(ids, t, "new_fc", (self.dim,), "head")
             for i in ids:
                 dec[i]["frames"].append(t)
-            conf_mask = confident(out, threshold, strict=False)
-            exit_mask = conf_mask | (t == t_total - 1)
-            if bool(exit_mask.any()):
-                conf = max_softmax(out)
-                pos = exit_mask.nonzero().reshape(-1).tolist()
+            # the exit test (confident(out, threshold, strict=False)) with one host sync per frame
+            conf = max_softmax(out)
+            conf_list = (conf >= threshold).tolist()
+            pos = [j for j, c in enumerate(conf_list) if c or t == t_total - 1]
+            if pos:
+                conf_val = conf.tolist()
                 for j in pos:
                     i = ids[j]
                     logits[i] = out[j]
                     dec[i]["exit_frame"] = t
-                    dec[i]["exit_confidence"] = float(conf[j])
+                    dec[i]["exit_confidence"] = conf_val[j]
                     dec[i]["frames_processed"] = len(dec[i]["frames"])
-                    rec.mark_exit([i], "confidence" if bool(conf_mask[j]) else "last_frame")
-            _, keep = active.retire(exit_mask)
+                    rec.mark_exit([i], "confidence" if conf_list[j] else "last_frame")
+            keep = active.retire_at(pos)
             if not active:
                 break
             agg = select_rows(keep, *agg)  # type: ignore[assignment]
@@ -376,26 +376,32 @@ class RSEE(Method):
 
     def _pixel_step(self, frames: torch.Tensor, t: int, ids: list[int], rec: TraceRecorder,
                     pstate: Any, bias: torch.Tensor | None, force: int | None
-                    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+                    ) -> tuple[torch.Tensor, list[int], Any]:
         """Selector + chosen-resolution backbone for the active samples' frame ``t``.
 
         Returns:
-            ``(features (N, D), chosen bank (N,), new selector state)``.
+            ``(features (N, D), chosen bank per active sample (Python ints), new selector state)``.
         """
         a_logits, pstate = self.policy.step(self.policy.encode(frames), pstate)
         rec.add_steps(ids, self.policy.steps(t))
-        if force is not None:
-            choice = torch.full((frames.shape[0],), force, dtype=torch.long, device=frames.device)
-        else:
-            choice = (a_logits + bias).argmax(dim=1)
-        feats = frames.new_zeros(frames.shape[0], self.dim)
+        n = frames.shape[0]
+        # the chosen banks on the host (one sync: which backbone runs is the decision itself)
+        choice = [force] * n if force is not None else (a_logits + bias).argmax(dim=1).tolist()
+        if len(set(choice)) == 1:  # one resolution for every active sample (always at batch 1): no gather/scatter
+            bank = choice[0]
+            r = self.resolutions[bank]
+            f = self.backbone(resize_frames(frames.contiguous(), r, self.downscale), bank)
+            rec.add(ids, t, "backbone", (3, r, r), "backbone")
+            return (f if f.dtype == frames.dtype else f.to(frames.dtype)), choice, pstate
+        feats = frames.new_zeros(n, self.dim)
         for bank, r in enumerate(self.resolutions):
-            sel = (choice == bank).nonzero().reshape(-1)
-            if sel.numel() == 0:
+            rows = [j for j, c in enumerate(choice) if c == bank]
+            if not rows:
                 continue
+            sel = torch.tensor(rows, dtype=torch.long, device=frames.device)
             f = self.backbone(resize_frames(frames.index_select(0, sel), r, self.downscale), bank)
             feats.index_copy_(0, sel, f.to(feats.dtype))
-            rec.add([ids[j] for j in sel.tolist()], t, "backbone", (3, r, r), "backbone")
+            rec.add([ids[j] for j in rows], t, "backbone", (3, r, r), "backbone")
         return feats, choice, pstate
 
     # -- cost ---------------------------------------------------------------------------

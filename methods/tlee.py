@@ -325,66 +325,78 @@ class TLEE(Method):
             h = active.take(x[:, f])
             if self.input_kind == "pixels":
                 h = resize_frames(h, self.resolution)
-            pos = torch.arange(len(ids), device=x.device)  # positions (in the active set) still running this frame
-            texit_all = torch.zeros(len(ids), dtype=torch.bool, device=x.device)
-            new_acc = x.new_zeros(len(ids), self.mlp_dim) if zacc is None else zacc.clone()
+            # Decisions are held on the host (one sync per exit test the control flow needs); per-row
+            # tensors are gathered/scattered only when some rows have stopped (never at batch 1).
+            n_f = len(ids)
+            run = list(range(n_f))  # positions (in the active set) still running this frame
+            gone: list[int] = []  # positions whose video exits at this frame
+            new_acc = zacc  # row j: the accumulated feature of position j (replaced, never written in place)
             for i in ids:
                 dec[i]["frames"].append(f)
             for k in range(self.num_exits):
-                run_ids = [ids[j] for j in pos.tolist()]
+                run_ids = [ids[j] for j in run]
+                full = len(run) == n_f
+                pos = None if full else torch.tensor(run, dtype=torch.long, device=x.device)
                 h, e = self._exit_feature(k, h)
                 for name, shape, role in self._exit_steps(k):
                     rec.add(run_ids, f, name, shape, role)
-                zprev = None if zacc is None else new_acc.index_select(0, pos)
+                zprev = None if zacc is None else new_acc if full else new_acc.index_select(0, pos)
                 z = e if p == 0 else running_max(zprev, e)
                 out = None
+                texit: list[bool] | None = None
+                if forced is not None:
+                    texit = [p == forced[0] - 1 and k == forced[1]] * len(run)
                 if p == 0 or p == last:
                     out = self.classifier(z)
                     rec.add(run_ids, f, "classifier", (self.mlp_dim,), "head")
-                    texit = confident(out, fthr, strict=True) if p == 0 else torch.ones_like(pos, dtype=torch.bool)
+                    if texit is None:
+                        texit = confident(out, fthr, strict=True).tolist() if p == 0 else [True] * len(run)
                 else:
                     g = self.gate(z, zprev)
                     rec.add(run_ids, f, "gate", (self.mlp_dim,), "policy")
-                    texit = gate_exit(g, thr, strict=False)
-                    if forced is not None:
-                        texit = torch.full_like(texit, p == forced[0] - 1 and k == forced[1])
-                    need = texit | (k < self.num_exits - 1)
-                    if bool(need.all()):
+                    if texit is None:
+                        texit = gate_exit(g, thr, strict=False).tolist()
+                    need = texit if k == self.num_exits - 1 else [True] * len(run)
+                    if all(need):
                         out = self.classifier(z)
                         rec.add(run_ids, f, "classifier", (self.mlp_dim,), "head")
-                    elif bool(need.any()):
-                        sel = need.nonzero().reshape(-1)
+                    elif any(need):
+                        rows = [j for j, u in enumerate(need) if u]
+                        sel = torch.tensor(rows, dtype=torch.long, device=x.device)
                         out = z.new_zeros(z.shape[0], self.num_classes)
                         out.index_copy_(0, sel, self.classifier(z.index_select(0, sel)))
-                        rec.add([run_ids[j] for j in sel.tolist()], f, "classifier", (self.mlp_dim,), "head")
-                if forced is not None and (p == 0 or p == last):
-                    texit = torch.full_like(texit, p == forced[0] - 1 and k == forced[1])
-                new_acc.index_copy_(0, pos, z)
+                        rec.add([run_ids[j] for j in rows], f, "classifier", (self.mlp_dim,), "head")
+                new_acc = z if full else new_acc.index_copy(0, pos, z)
                 if forced is not None:
-                    lexit = torch.full_like(texit, k == forced[1]) & ~texit
+                    lexit = [k == forced[1] and not t_ for t_ in texit]
                 elif k < self.num_exits - 1 and out is not None:
-                    lexit = (~texit) & confident(out, lthr, strict=True)
+                    lexit = [c and not t_ for c, t_ in zip(confident(out, lthr, strict=True).tolist(), texit,
+                                                          strict=True)]
                 else:
-                    lexit = torch.zeros_like(texit)
-                done = texit | lexit | (k == self.num_exits - 1)
-                for j in done.nonzero().reshape(-1).tolist():
+                    lexit = [False] * len(run)
+                last_k = k == self.num_exits - 1
+                left = []
+                for j, (t_, l_) in enumerate(zip(texit, lexit, strict=True)):
+                    if not (t_ or l_ or last_k):
+                        left.append(j)
+                        continue
                     i = run_ids[j]
                     dec[i]["frame_exit_layers"].append(self._exit_name(k))
-                    if bool(texit[j]):
+                    if t_:
                         logits[i] = out[j]
                         dec[i]["exit_frame"] = f
                         dec[i]["exit_layer"] = self._exit_name(k)
                         dec[i]["frames_processed"] = len(dec[i]["frames"])
                         rec.mark_exit([i], "forced" if forced is not None else "confidence" if p == 0
                                       else "last_frame" if p == last else "gate")
-                texit_all.index_fill_(0, pos[texit], True)
-                keep = (~done).nonzero().reshape(-1)
-                if keep.numel() == 0:
+                        gone.append(run[j])
+                if not left:
                     break
-                pos = pos.index_select(0, keep)
-                h = h.index_select(0, keep)
+                if len(left) < len(run):
+                    h = h.index_select(0, torch.tensor(left, dtype=torch.long, device=x.device))
+                    run = [run[j] for j in left]
             zacc = new_acc
-            _, keep = active.retire(texit_all)
+            keep = active.retire_at(gone)
             if not active:
                 break
             (zacc,) = select_rows(keep, zacc)

@@ -135,3 +135,16 @@ def test_real_cuda_peak() -> None:  # pragma: no cover - runs on GPU machines on
         x = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")
         del x
     assert pm.peak_cuda_mb is not None and pm.peak_cuda_mb >= 64
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux-only")
+def test_high_water_mark_alone_starts_no_thread_and_sees_the_peak() -> None:
+    with PeakMemory(sample_with_hwm=False) as pm:
+        running = pm._thread
+        a = touched_array()
+        del a
+    if pm.rss_method == "sampled":
+        pytest.skip("/proc/self/clear_refs not writable here (the thread samples instead)")
+    assert pm.rss_method == "VmHWM"
+    assert running is None  # nothing competes with the measured work for a core
+    assert pm.delta_rss_mb >= MIN_SEEN_MIB
