@@ -711,9 +711,11 @@ class ARNet(_ARNetBase):
         lower-resolution branch of the same architecture fine-tunes it
         (``init_from``); the policy CNN is trained as a TSN classifier at the
         policy resolution.  Warm-up (A-1) then trains only the policy LSTM and
-        ``lite_fc`` (branches and policy CNN kept as loaded); with
-        ``joint_backbones=False`` (lite, CPU budget) the finetune stage (A-3,
-        branches on the frozen policy) is left out.
+        ``lite_fc`` (branches and policy CNN kept as loaded), the joint stage
+        (A-2) the heads, the policy LSTM, its action layer and ``lite_fc`` on the
+        frozen policy CNN; with ``joint_backbones=False`` (lite, CPU budget) the
+        branches stay frozen there too and the finetune stage (A-3, branches on
+        the frozen policy) is left out.
         """
         from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec
 

@@ -58,7 +58,7 @@ def test_real_h264_in_ucf101_layout(pair):
     assert info["codec"] == "h264" and info["frames"] == 16
     assert (info["width"], info["height"], round(info["fps"])) == (64, 64, 25)
     m = read_manifest(root)
-    assert m["codec"] == "libx264" and m["synthetic"] is True and m["version"] == 1
+    assert m["codec"] == "libx264" and m["synthetic"] is True and m["version"] == gen_mod.GENERATOR_VERSION
     sd = root / "ucfTrainTestlist"
     assert (sd / "classInd.txt").read_text() == "1 RedDisc\n2 BlueSquare\n"
     test = (sd / "testlist01.txt").read_text().split()
@@ -185,7 +185,8 @@ def test_default_source_generates_into_the_cache_root(tmp_path, monkeypatch):
 
     def spy(root, **kw):
         calls.append(Path(root))
-        return tiny_gen(root, **kw)
+        assert kw == {"seed": 0, **gen_mod.DEFAULT_DATASET}
+        return tiny_gen(root, seed=kw["seed"])
 
     monkeypatch.setattr(source_mod, "generate_dataset", spy)
     ds = open_dataset("generated", split="test", frames=2, size=32, cache_dir=str(tmp_path))

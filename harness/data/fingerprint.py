@@ -63,16 +63,16 @@ def _sha1_file(path: Path) -> str:
 
 
 def _generated(source: str) -> dict[str, Any]:
-    from .generate import GENERATOR_VERSION, _codec, _params, generate_dataset, read_manifest
+    from .generate import DEFAULT_DATASET, GENERATOR_VERSION, _codec, _params, read_manifest
 
     root_arg = source.split(":", 1)[1] if ":" in source else ""
     manifest = read_manifest(Path(root_arg).expanduser()) if root_arg else None
     if manifest is not None:
         return {"kind": "generated", "version": manifest.get("version"), "params": manifest.get("params"),
                 "codec": manifest.get("codec")}
-    defaults = generate_dataset.__kwdefaults__ or {}
-    params = _params(defaults.get("seed", 0), defaults["num_classes"], defaults["videos_per_class"],
-                     defaults["num_frames"], defaults["size"], defaults["fps"], defaults.get("test_groups", 1))
+    d = DEFAULT_DATASET
+    params = _params(0, d["num_classes"], d["videos_per_class"], d["num_frames"], d["size"], d["fps"],
+                     d["test_groups"])
     return {"kind": "generated", "version": GENERATOR_VERSION, "params": params, "codec": _codec()[0]}
 
 

@@ -60,6 +60,7 @@ from av.video.reformatter import VideoReformatter
 __all__ = [
     "GENERATOR_VERSION",
     "CLASS_SPECS",
+    "DEFAULT_DATASET",
     "ClassSpec",
     "generate_dataset",
     "generated_root",
@@ -123,6 +124,13 @@ CLASS_SPECS: tuple[ClassSpec, ...] = (
 )
 """Classes in generation order; ``num_classes = k`` uses the first ``k``
 (the default 6: four coarse classes and the grey fine pair)."""
+
+
+#: Parameters of the default generated dataset (source ``"generated"``; :func:`generated_root`): 6 classes ×
+#: 52 clips of 16 frames at 64 px, groups 1–2 of 4 as the test split — 156 test and 156 train clips, so
+#: accuracy on the test split has a 95 % interval of about ±6 points at 80 % top-1.
+DEFAULT_DATASET: dict = {"num_classes": 6, "videos_per_class": 52, "num_frames": 16, "size": 64, "fps": 25,
+                         "test_groups": 2}
 
 
 def fine_texture_min_resolution(size: int, scale_size: int = 256, crop_size: int = 224) -> int:
@@ -473,7 +481,7 @@ def generate_dataset(
     num_frames: int = 16,
     size: int = 64,
     fps: int = 25,
-    test_groups: int = 2,
+    test_groups: int = 1,
 ) -> str:
     """Write the generated dataset into ``root`` (atomically) unless it is already there.
 

@@ -10,7 +10,7 @@ from .cache import FrameCache, default_cache_root
 from .datasets import ClipDataset, VideoDataset
 from .errors import DataError
 from .features import FeatureDataset
-from .generate import generate_dataset, generated_root, read_manifest
+from .generate import DEFAULT_DATASET, generate_dataset, generated_root, read_manifest
 from .layouts import (
     detect_layout,
     list_class_folders,
@@ -42,7 +42,7 @@ def _open_generated(
     root = Path(root_arg).expanduser() if root_arg else generated_root(cache_root, 0)
     try:
         if read_manifest(root) is None:  # absent: generate with the defaults
-            generate_dataset(root, seed=0)
+            generate_dataset(root, seed=0, **DEFAULT_DATASET)
     except (FileExistsError, ValueError) as e:
         raise DataError(str(root), f"cannot use as the generated dataset: {e}") from e
     return _open_pixels(root, "ucf101", split, frames, size, train, seed, cache, split_id, sc, cc)
