@@ -109,6 +109,7 @@ def test_no_validation_split_trains_on_every_clip_in_the_same_order():
     r1 = train_method(m1, a, TrainSpec(epochs=2, batch_size=8, seed=3))
     m2, _ = _uniform()
     r2 = train_method(m2, b, TrainSpec(epochs=2, batch_size=8, seed=3, val_fraction=0.0))
+    assert r2.val_clips == 0 and r2.clips_seen == 60
     assert a.read == b.read and r1.clips_seen == 60
     assert "val_top1" not in r1.logs[0]
     for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
