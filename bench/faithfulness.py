@@ -32,6 +32,18 @@ Run (official checkouts under ``/tmp/official/{RSEE,AR-Net,TLEE,FrameExit,lite_e
     python -m evbench.bench.faithfulness --official-root /tmp/official --size reduced \\
         --write-golden tests/data/golden
 
+One method at a time, over a slice of the input seeds (slices of one case pool in
+:func:`decision_rows`), with a torch thread count::
+
+    python -m evbench.bench.faithfulness --official-root /tmp/official --method tlee --size paper \
+        --inputs 5 --input-seed 105 --threads 1 --json tlee-105.json
+
+The output is two Markdown tables: one row per case, and one row per case and
+forced decision (every resolution, exit frame@layer or exit step) plus the free
+decisions, each with its inputs, max |logit difference|, identical decisions
+(n/n) and, for free decisions, the mix the official code took.  The paper cases
+compare every forced decision on every input.
+
 ``--write-golden`` stores, per method, the *official* code's logits and
 decisions for the reduced configuration (a few KB); ``tests/test_faithfulness.py``
 replays them against evbench without any checkout, and runs this check itself
@@ -61,7 +73,8 @@ from torch import nn
 
 __all__ = [
     "REPOS", "SHIMS", "CASES", "Case", "seeded_state", "clip_pixels", "feature_pair", "evbench_method",
-    "run_evbench", "official_repo", "check", "check_all", "golden_record", "TOLERANCE",
+    "run_evbench", "official_repo", "check", "check_all", "golden_record", "decision_rows", "decision_table",
+    "TOLERANCE",
 ]
 
 #: Largest accepted max |logit difference| (the issue's criterion).
@@ -255,11 +268,11 @@ CASES: dict[str, Case] = {c.key: c for c in [
     Case("uniform", "reduced", "paper", {"backbone": "resnet18", "resolution": 64, "frames": 4}, 5, {}, (),
          official={"backbone": "resnet18", "resolution": 64, "frames": 4}),
     Case("tlee", "paper", "official", {}, 5, {"first_threshold": 0.95, "layer_threshold": 0.75}, _tlee_forced(10),
-         per_input=3, official={"backbone": "resnet50", "output_dim": 2048}, gains={"classifier": 4.0, "gate": 3.0}),
+         official={"backbone": "resnet50", "output_dim": 2048}, gains={"classifier": 4.0, "gate": 3.0}),
     Case("tlee", "reduced", "official", {"backbone": "resnet18"}, 5, {"first_threshold": 0.95, "layer_threshold": 0.75},
          ("2@layer2", "3@layer4", "10@layer3"), per_input=2, official={"backbone": "resnet18", "output_dim": 512},
          gains={"classifier": 4.0, "gate": 3.0}),
-    Case("frameexit", "paper", "paper", {}, 5, {"first_threshold": 0.7}, tuple(range(1, 11)), per_input=2,
+    Case("frameexit", "paper", "paper", {}, 5, {"first_threshold": 0.7}, tuple(range(1, 11)),
          official={"backbone": "resnet50", "output_dim": 2048, "resolution": 224},
          gains={"classifiers": 4.0, "exit_selector": 3.0}),
     Case("frameexit", "reduced", "paper", {"backbone": "resnet18", "resolution": 64}, 5, {"first_threshold": 0.7},
@@ -787,14 +800,24 @@ def load_official(case: Case, method: nn.Module, path: str) -> None:
 
 
 def check(case: Case, repo: Path, *, inputs: int = 10, weight_seed: int = 0, input_seed: int = 100,
-          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+          progress: Callable[[str], None] | None = None,
+          partial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Compare evbench with the official code on ``inputs`` seeded clips.
+
+    ``partial`` is called after every input with the result so far (``"partial": True``
+    until the last input), so a long paper-size run can be saved as it goes.
 
     Returns:
         ``{"case", "method", "size", "max_abs_logit_diff_forced", "max_abs_logit_diff_free",
         "decisions_identical", "runs", "records"}`` — ``records`` holds, per input, the
         official logits and decisions of every run (what a golden fixture stores).
+
+    Raises:
+        ValueError: ``inputs`` < 1.
+        RuntimeError: The converter leaves keys unmatched, or the official-layout round trip changes a tensor.
     """
+    if inputs < 1:
+        raise ValueError(f"inputs must be >= 1, got {inputs}")
     ev = evbench_method(case).eval()
     state = seeded_state(ev, weight_seed, gains=case.gains)
     ev.load_state_dict(state)
@@ -816,6 +839,8 @@ def check(case: Case, repo: Path, *, inputs: int = 10, weight_seed: int = 0, inp
             raise RuntimeError(f"{case.key}: {k} differs after the official-layout round trip")
     worst = {"forced": 0.0, "free": 0.0}
     same = True
+    resolutions = evbench_method_card(case).resolutions
+    result: dict[str, Any] = {}
     records = []
     runs = 0
     for i in range(inputs):
@@ -826,6 +851,8 @@ def check(case: Case, repo: Path, *, inputs: int = 10, weight_seed: int = 0, inp
             lo, do = off.run(raw, force)
             le, de = run_evbench(case, loaded, raw, force)
             diff = float((lo.float() - le.float()).abs().max())
+            if not (math.isfinite(diff) and bool(torch.isfinite(lo).all())):
+                diff = math.inf  # NaN/inf logits fail (max() would silently skip a NaN)
             kind = "free" if force is None else "forced"
             worst[kind] = max(worst[kind], diff)
             same = same and do == de
@@ -837,13 +864,17 @@ def check(case: Case, repo: Path, *, inputs: int = 10, weight_seed: int = 0, inp
         if progress:
             progress(f"{case.key}: input {i + 1}/{inputs} worst forced {worst['forced']:.2e} "
                      f"free {worst['free']:.2e} decisions {'same' if same else 'DIFFER'}")
-    return {"case": case.key, "method": case.method, "size": case.size, "config": case.config,
-            "overrides": dict(case.overrides), "num_classes": case.num_classes, "knobs": dict(case.knobs),
-            "gains": dict(case.gains), "weight_seed": weight_seed, "inputs": inputs,
-            "resolutions": list(evbench_method_card(case).resolutions),
-            "max_abs_logit_diff_forced": worst["forced"] if case.forced else None,
-            "max_abs_logit_diff_free": worst["free"], "decisions_identical": same, "runs": runs,
-            "passed": same and max(worst.values()) <= TOLERANCE, "records": records}
+        result = {"case": case.key, "method": case.method, "size": case.size, "config": case.config,
+                  "overrides": dict(case.overrides), "num_classes": case.num_classes, "knobs": dict(case.knobs),
+                  "gains": dict(case.gains), "weight_seed": weight_seed, "inputs": len(records),
+                  "resolutions": list(resolutions),
+                  "max_abs_logit_diff_forced": worst["forced"] if case.forced else None,
+                  "max_abs_logit_diff_free": worst["free"], "decisions_identical": same, "runs": runs,
+                  "passed": same and max(worst.values()) <= TOLERANCE, "records": list(records),
+                  **({"partial": True} if len(records) < inputs else {})}
+        if partial:
+            partial(result)
+    return result
 
 
 def golden_record(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -859,9 +890,14 @@ def golden_record(result: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_all(methods: Sequence[str], *, size: str = "paper", inputs: int = 10, root: str | None = None,
-              progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """:func:`check` for every method in ``methods`` whose checkout is found (others: ``skipped``)."""
-    out = []
+              input_seed: int = 100, progress: Callable[[str], None] | None = None,
+              done: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """:func:`check` for every method in ``methods`` whose checkout is found (others: ``skipped``).
+
+    ``done`` is called with the results so far after every input of every method (the
+    method in progress last, ``"partial": True``), e.g. to save them as the run goes.
+    """
+    out: list[dict[str, Any]] = []
     for name in methods:
         case = CASES[f"{name}-{size}"]
         repo = official_repo(name, root)
@@ -869,8 +905,72 @@ def check_all(methods: Sequence[str], *, size: str = "paper", inputs: int = 10, 
             out.append({"case": case.key, "method": name, "size": size, "skipped": True,
                         "reason": f"no checkout of {REPOS[name][0]} (set {REPOS[name][2]} or EVBENCH_OFFICIAL_ROOT)"})
             continue
-        out.append(check(case, repo, inputs=inputs, progress=progress))
+        out.append(check(case, repo, inputs=inputs, input_seed=input_seed, progress=progress,
+                         partial=(lambda r, prev=list(out): done([*prev, r])) if done else None))
     return out
+
+
+def _mix(method: str, decisions: Sequence[Any]) -> str:
+    """A one-line summary of the official free decisions of ``method`` over several inputs."""
+    from collections import Counter
+
+    def fmt(c: Counter[Any]) -> str:
+        return " ".join(f"{k}:{v}" for k, v in sorted(c.items(), key=lambda kv: str(kv[0])))
+
+    if method == "rsee":
+        res = Counter(r for d in decisions for r in d["resolutions"][:d["exit_frame"] + 1])
+        return f"frames at {fmt(res)}; exit after frame {fmt(Counter(d['exit_frame'] + 1 for d in decisions))}"
+    if method == "arnet":
+        return "frames at " + fmt(Counter(r for d in decisions for r in d["resolutions"]))
+    if method == "tlee":
+        return "exit " + fmt(Counter(f"{len(d['frames'])}@{d['exit_layer']}" for d in decisions))
+    if method == "frameexit":
+        return "exit after frame " + fmt(Counter(d["exit_step"] + 1 for d in decisions))
+    if method == "liteeval":
+        return "frames " + fmt(Counter(a for d in decisions for a in d["actions"]))
+    return ""
+
+
+def decision_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per case and per forced decision (``"free"`` for free decisions), pooled over ``results``.
+
+    Several results of one case (e.g. runs over different input seeds) are pooled.
+
+    Returns:
+        Rows ``{"case", "force", "inputs", "max_abs_logit_diff", "identical", "runs", "mix"}``;
+        ``mix`` summarises the official free decisions (:func:`_mix`), empty for forced rows.
+    """
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        if r.get("skipped"):
+            continue
+        for rec in r["records"]:
+            for run in rec["runs"]:
+                key = (r["case"], "free" if run["force"] is None else str(run["force"]))
+                g = groups.setdefault(key, {"case": key[0], "method": r["method"], "force": key[1], "seeds": set(),
+                                            "max_abs_logit_diff": 0.0, "identical": 0, "runs": 0, "decisions": []})
+                g["seeds"].add(rec["input_seed"])
+                g["max_abs_logit_diff"] = max(g["max_abs_logit_diff"], run["max_abs_diff"])
+                g["identical"] += bool(run["same_decisions"])
+                g["runs"] += 1
+                g["decisions"].append(run["decisions"])
+    rows = []
+    for g in groups.values():
+        rows.append({"case": g["case"], "force": g["force"], "inputs": len(g["seeds"]),
+                     "max_abs_logit_diff": g["max_abs_logit_diff"], "identical": g["identical"], "runs": g["runs"],
+                     "mix": _mix(g["method"], g["decisions"]) if g["force"] == "free" else ""})
+    return rows
+
+
+def decision_table(results: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown: one row per case and forced decision (and free decisions), see :func:`decision_rows`."""
+    lines = ["| case | decision | inputs | max |Δlogit| | decisions identical | official free decisions |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row in decision_rows(results):
+        lines.append(f"| {row['case']} | {'forced ' + row['force'] if row['force'] != 'free' else 'free'} | "
+                     f"{row['inputs']} | {row['max_abs_logit_diff']:.2e} | {row['identical']}/{row['runs']} | "
+                     f"{row['mix']} |")
+    return "\n".join(lines)
 
 
 def _table(results: Sequence[Mapping[str, Any]]) -> str:
@@ -883,7 +983,7 @@ def _table(results: Sequence[Mapping[str, Any]]) -> str:
         forced = "—" if r["max_abs_logit_diff_forced"] is None else f"{r['max_abs_logit_diff_forced']:.2e}"
         lines.append(f"| {r['case']} | {'/'.join(map(str, r['resolutions']))} | {r['runs']} | {forced} | "
                      f"{r['max_abs_logit_diff_free']:.2e} | {'identical' if r['decisions_identical'] else 'DIFFER'} | "
-                     f"{'pass' if r['passed'] else 'FAIL'} |")
+                     f"{'pass' if r['passed'] else 'FAIL'}{' (partial)' if r.get('partial') else ''} |")
     return "\n".join(lines)
 
 
@@ -898,15 +998,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--method", action="append", choices=sorted(REPOS), help="method(s) to check (default: all)")
     ap.add_argument("--size", choices=("paper", "reduced"), default="paper")
     ap.add_argument("--inputs", type=int, default=10, help="seeded clips per method (default 10)")
-    ap.add_argument("--json", help="write the full results (with per-run records) here")
+    ap.add_argument("--input-seed", type=int, default=100,
+                    help="seed of the first clip (default 100; clips use input-seed .. input-seed + inputs - 1)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--json", help="write the full results (with per-run records) here, after every method")
     ap.add_argument("--write-golden", metavar="DIR", help="write <method>.json golden fixtures (official outputs)")
     a = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if a.inputs < 1:
+        ap.error("--inputs must be >= 1")
+    if a.threads is not None:
+        if a.threads < 1:
+            ap.error("--threads must be >= 1")
+        torch.set_num_threads(a.threads)
+
+    def save(partial: list[dict[str, Any]]) -> None:
+        if a.json:
+            Path(a.json).write_text(json.dumps(partial, indent=1))
+
     results = check_all(a.method or sorted(REPOS), size=a.size, inputs=a.inputs, root=a.official_root,
-                        progress=lambda s: print(s, file=sys.stderr, flush=True))
+                        input_seed=a.input_seed, progress=lambda s: print(s, file=sys.stderr, flush=True), done=save)
     print(_table(results))
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=1))
+    print()
+    print(decision_table(results))
+    save(results)
     if a.write_golden:
         d = Path(a.write_golden)
         d.mkdir(parents=True, exist_ok=True)

@@ -406,7 +406,8 @@ def frameexit_card(*, config: str, input_kind: str = "pixels", frames: int = 10,
         upper_bound_knobs={"threshold": 1.01, "first_threshold": 1.01},
         config=config,
         notes=("force=n exits every video after n frames (forced exit-step schedule). Per-sample decisions "
-               "(official: sample 0 of a batch of 1). "
+               "(official: sample 0 of a batch of 1); the exiting step's classifier runs only on the exiting "
+               "samples. "
                "Gate threshold knob (monotone). Gates and classifiers are per time step, as released. Costs "
                "include MLP, classifiers and gates, which the official inference.py (4.12 GMACs/frame) omits. "
                "No official training code: two stages (classifiers, then gates with pseudo-labels "

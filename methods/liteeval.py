@@ -633,7 +633,9 @@ def liteeval_card(*, config: str, input_kind: str = "pixels", frames: int = 25,
                    f"Declared costs: coarse {coarse_input_ratio * gmacs_per_frame:.2f} GMACs every frame, fine "
                    f"{gmacs_per_frame:.2f} GMACs on fine frames (official evaluate.py: 0.08 / 7.82). Departures: "
                    "the fine projection and LSTM run only on fine frames (officially on every frame, masked — same "
-                   "outputs); a fixed clip length T (officially every frame at 1 fps); arg-max gate as officially. "
+                   "outputs); a fixed clip length T (officially every frame at 1 fps); arg-max gate as officially; "
+                   "in training the projections' batch norm takes statistics over all frames of the batch "
+                   "(officially per time step, which fails for B = 1). "
                    f"gamma={gamma} = target FINE fraction (official --gamma is the skip fraction)."),
         )
     cost_note = (f"coarse input = a cheap extractor assumed to cost {coarse_input_ratio:.4f} × the per-frame "

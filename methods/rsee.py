@@ -33,7 +33,9 @@ Per frame ``t`` in temporal order (10 frames in the paper):
    ``threshold`` (``--TE``, default 0.9), or at the last frame.
 
 Samples of a batch are independent: each step runs only on the samples that
-have not exited, grouped by chosen resolution.
+have not exited, grouped by chosen resolution.  **Departure:** the official test
+path runs the resolution of sample 0 (``r_all[0, 0]``) for the whole batch and
+its exit test works on batch 1 only; with batch 1 (its test loop) the two agree.
 
 **Two BatchNorm modes** (build key ``bn_mode``; ``inference_settings`` reports it
 and the result row records the configuration that set it):

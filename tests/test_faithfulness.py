@@ -163,3 +163,135 @@ def test_liteeval_official_sizes_load_an_official_state_without_overrides() -> N
         2048, 1280, 2048, 512, 2048, 512)
     official = {f"module.{k}": v for k, v in m.core.state_dict().items()}
     load_official_liteeval(create_method("liteeval", config="official", num_classes=6), official)
+
+
+@pytest.mark.official
+def test_official_liteeval_checkpoint_loads_into_the_registered_configuration(tmp_path) -> None:
+    """The official LiteEval model (its own module and sizes) loads into configuration ``official``, no overrides."""
+    from evbench.methods.liteeval import load_official_liteeval
+
+    repo = F.official_repo("liteeval")
+    if repo is None:
+        pytest.skip("no checkout of zxwu/lite_eval: set EVBENCH_OFFICIAL_ROOT or EVBENCH_OFFICIAL_LITEEVAL")
+    off = F.build_official(F.CASES["liteeval-paper"], repo).model
+    state = {f"module.{k}": torch.randn_like(v) if v.is_floating_point() else v for k, v in off.state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "lite_eval.pth")  # the official checkpoint layout
+    m = create_method("liteeval", config="official", num_classes=F.CASES["liteeval-paper"].num_classes)
+    load_official_liteeval(m, tmp_path / "lite_eval.pth")
+    for k, v in m.core.state_dict().items():
+        assert torch.equal(v, state[f"module.{k}"]), k
+
+
+def test_paper_cases_use_registered_configurations_and_every_forced_decision() -> None:
+    """The paper-size check runs shipped configurations as they are, every forced decision on every input."""
+    for key, case in F.CASES.items():
+        if case.size != "paper":
+            continue
+        assert case.config in method_configs(case.method) and not case.overrides, key
+        assert case.per_input == 0, key
+        card = F.evbench_method_card(case)
+        assert set(map(str, card.force_options)) >= set(map(str, case.forced)), key
+    rsee = F.CASES["rsee-paper"]
+    assert F.evbench_method_card(rsee).resolutions == (224, 168, 112, 84) == rsee.forced
+
+
+def test_decision_rows_pool_inputs_per_forced_decision() -> None:
+    def result(seed: int, diff: float, same: bool) -> dict:
+        runs = [{"force": None, "decisions": {"exit_step": 1}, "max_abs_diff": diff, "same_decisions": same},
+                {"force": 3, "decisions": {"exit_step": 2}, "max_abs_diff": 2 * diff, "same_decisions": True}]
+        return {"case": "frameexit-paper", "method": "frameexit", "records": [{"input_seed": seed, "runs": runs}]}
+
+    rows = {r["force"]: r for r in F.decision_rows([result(100, 1e-6, True), result(101, 3e-6, False)])}
+    assert rows["free"]["inputs"] == 2 and rows["free"]["identical"] == 1 and rows["free"]["runs"] == 2
+    assert rows["free"]["max_abs_logit_diff"] == 3e-6 and rows["free"]["mix"] == "exit after frame 2:2"
+    assert rows["3"]["max_abs_logit_diff"] == 6e-6 and rows["3"]["identical"] == 2 and rows["3"]["mix"] == ""
+    assert "| frameexit-paper | forced 3 | 2 | 6.00e-06 | 2/2 |" in F.decision_table([result(100, 3e-6, True), result(101, 1e-6, True)])
+
+
+#: Remaining departures from the official test paths, per (method, configuration compared with the official code):
+#: (what, pattern in the method module's docstring, pattern in the card's notes) — both case-insensitive.
+DEPARTURES = {
+    ("rsee", "official"): [
+        ("deterministic arg-max policy (official: Gumbel sample)", r"sample\*? of the categorical policy",
+         r"arg-max resolution choice.*gumbel"),
+        ("per-sample decisions (official: sample 0 of a batch of 1)", r"sample 0", r"sample 0"),
+        ("frozen backbone in eval mode in the policy stage", r"frozen backbone runs in eval mode",
+         r"frozen backbone in eval mode"),
+        ("fvcore vs thop cost table", r"thop", r"thop"),
+        ("BatchNorm mode of the official test path", r"two batchnorm modes", r"bn_mode=official"),
+        ("nearest downscaling", r"nearest-neighbour", r"downscale=nearest"),
+    ],
+    ("arnet", "official"): [
+        ("deterministic arg-max policy (official: Gumbel sample)", r"arg-max", r"arg-max decisions.*gumbel"),
+        ("official roll-out on skipped frames", r"rollout=\"official\"", r"rollout=official"),
+        ("only the chosen branch runs (official: every backbone, masked)", r"runs\s+every backbone on every frame",
+         r"runs every backbone on every frame"),
+        ("nearest downscaling", r"nearest", r"downscale=nearest"),
+    ],
+    ("tlee", "official"): [
+        ("classifier only where used", r"classifier runs only where its output is used",
+         r"classifier runs only where its output is used"),
+        ("per-sample decisions", r"sample 0", r"sample 0"),
+        ("gate-training pseudo-labels", r"pseudo-label is per sample", r"per-sample\s+pseudo-labels"),
+        ("Kinetics normalisation", r"kinetics", r"input_norm=kinetics"),
+        ("honest FPS", r"honest fps", r"honest fps"),
+    ],
+    ("frameexit", "paper"): [
+        ("per-sample decisions", r"sample 0", r"sample 0"),
+        ("exiting classifier only on exiting samples", r"classifier of an exiting step runs only",
+         r"exiting step's classifier runs only"),
+        ("costs include MLP, classifiers and gates", r"nothing for the mlp", r"include mlp, classifiers and gates"),
+        ("no official training code: two stages", r"releases no training code", r"no official training code"),
+    ],
+    ("liteeval", "official"): [
+        ("fine path only on fine frames (official: every frame, masked)", r"masks the result",
+         r"officially on every frame, masked"),
+        ("fixed clip length T", r"fixed clip length", r"fixed clip length"),
+        ("training batch norm over all frames", r"statistics over all\s+frames", r"statistics over all frames"),
+        ("gamma = fine fraction", r"skip\*?\s+fraction", r"official --gamma is the skip fraction"),
+    ],
+}
+
+
+def test_every_departure_is_in_the_docstring_and_in_the_card_notes_of_methods_json(capsys) -> None:
+    import importlib
+    import re
+
+    from evbench.harness.cli import main
+
+    assert {m for m, _ in DEPARTURES} == set(F.REPOS) - {"uniform"}
+    for key, case in F.CASES.items():
+        if case.size == "paper" and case.method in {m for m, _ in DEPARTURES}:
+            assert (case.method, case.config) in DEPARTURES, key
+    assert main(["methods", "--json"]) == 0
+    listing = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    for (method, config), items in DEPARTURES.items():
+        doc = importlib.import_module(f"evbench.methods.{method}").__doc__
+        notes = listing[method]["cards"][config]["notes"]
+        for what, in_doc, in_notes in items:
+            assert re.search(in_doc, doc, re.IGNORECASE), f"{method}: docstring lacks {what!r}"
+            assert re.search(in_notes, notes, re.IGNORECASE), f"{method}/{config}: card notes lack {what!r}"
+
+
+@pytest.mark.parametrize(("method", "departure"), [
+    ("rsee", {"bn_mode": "consistent"}),     # issue 11 item 1: every BatchNorm on the chosen bank
+    ("rsee", {"downscale": "antialias"}),    # item 2: evbench's own downscaling
+    ("arnet", {"downscale": "antialias"}),
+    ("arnet", {"rollout": "evbench"}),       # cell state frozen on skipped frames
+    ("tlee", {"input_norm": "imagenet"}),    # item 4: ImageNet instead of the official Kinetics statistics
+])
+def test_golden_fixtures_catch_each_known_departure(method: str, departure: dict) -> None:
+    """Negative control: with one official setting undone, evbench no longer reproduces the official outputs."""
+    doc = json.loads((GOLDEN / f"{method}.json").read_text())
+    case = _golden_case(doc)
+    m = create_method(case.method, config=case.config, num_classes=case.num_classes,
+                      **{**dict(case.overrides), **departure}).eval()
+    m.load_state_dict(F.seeded_state(m, doc["weight_seed"], gains=doc["gains"]))
+    worst, differ = 0.0, 0
+    for rec in doc["records"]:
+        raw = F.case_inputs(case, rec["input_seed"])
+        for run in rec["runs"]:
+            logits, decisions = F.run_evbench(case, m, raw, run["force"])
+            worst = max(worst, float((logits - torch.tensor(run["logits"])).abs().max()))
+            differ += decisions != run["decisions"]
+    assert worst > 100 * doc["tolerance"] or differ, (worst, differ)
