@@ -277,7 +277,6 @@ def test_every_departure_is_in_the_docstring_and_in_the_card_notes_of_methods_js
     ("rsee", {"bn_mode": "consistent"}),     # issue 11 item 1: every BatchNorm on the chosen bank
     ("rsee", {"downscale": "antialias"}),    # item 2: evbench's own downscaling
     ("arnet", {"downscale": "antialias"}),
-    ("arnet", {"rollout": "evbench"}),       # cell state frozen on skipped frames
     ("tlee", {"input_norm": "imagenet"}),    # item 4: ImageNet instead of the official Kinetics statistics
 ])
 def test_golden_fixtures_catch_each_known_departure(method: str, departure: dict) -> None:
