@@ -739,7 +739,9 @@ def measure_cell(
     clips = [ds[i].x[None] for i in clip_idx]
     with amp():
         res.gmacs_static_upper = upper_bound_gmacs(measured, clips[0].to(run_device))
-    from evbench.harness.oracle import oracle_fields  # generated dataset only; elsewhere None + the reason
+    from evbench.harness.oracle import (
+        oracle_fields,  # generated dataset only; elsewhere None + the reason
+    )
 
     for k, v in oracle_fields(method, dataset, ev.samples["id"].tolist(), ev.traces, clips[0],
                               res.gmacs_per_video).items():
