@@ -227,6 +227,28 @@ def _knob_specs() -> tuple[KnobSpec, ...]:
     )
 
 
+
+def _policy_head_ce(rnn: nn.LSTMCell, lite_fc: nn.Module, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the policy-state classifier over a full roll-out (warm-up stage, AR-Net §3.3).
+
+    Args:
+        rnn: The policy LSTM cell.
+        lite_fc: Classifier on its hidden state (the 84 px "policy's own head" action).
+        feats: Policy features per frame, shape ``(B, T, D)``.
+        y: Labels, shape ``(B,)``.
+
+    Returns:
+        Scalar loss: CE of the mean over frames of ``lite_fc(h_t)``.
+    """
+    b = feats.shape[0]
+    h = feats.new_zeros(b, rnn.hidden_size)
+    c = feats.new_zeros(b, rnn.hidden_size)
+    lite = []
+    for t in range(feats.shape[1]):
+        h, c = rnn(feats[:, t], (h, c))
+        lite.append(lite_fc(h))
+    return F.cross_entropy(torch.stack(lite, 1).mean(1), y)
+
 class _ARNetBase(Method):
     """What the pixel and feature variants share: the policy roll-out, knobs, losses and stages."""
 
@@ -848,13 +870,7 @@ class ARNet(_ARNetBase):
             with torch.no_grad():
                 feats = self._policy_features(x, None, None)
             self.policy.encoder.train(was)
-            h = feats.new_zeros(b, self.hidden)
-            c = feats.new_zeros(b, self.hidden)
-            lite = []
-            for t in range(t_total):
-                h, c = self.policy.rnn(feats[:, t], (h, c))
-                lite.append(self.lite_fc(h))
-            ce_lite = F.cross_entropy(torch.stack(lite, 1).mean(1), y)
+            ce_lite = _policy_head_ce(self.policy.rnn, self.lite_fc, feats, y)
             return ce_lite, {"ce_policy_head": ce_lite.item()}
         if self.warmup_all_frames:
             assign = None
@@ -876,14 +892,7 @@ class ARNet(_ARNetBase):
                 ce = F.cross_entropy(sums[ok] / cnt[ok].unsqueeze(1), y[ok])
             loss = loss + ce
             logs[f"ce_branch{i}"] = ce.item()
-        feats = self._policy_features(x, None, None)
-        h = feats.new_zeros(b, self.hidden)
-        c = feats.new_zeros(b, self.hidden)
-        lite = []
-        for t in range(t_total):
-            h, c = self.policy.rnn(feats[:, t], (h, c))
-            lite.append(self.lite_fc(h))
-        ce_lite = F.cross_entropy(torch.stack(lite, 1).mean(1), y)
+        ce_lite = _policy_head_ce(self.policy.rnn, self.lite_fc, self._policy_features(x, None, None), y)
         logs["ce_policy_head"] = ce_lite.item()
         loss = loss + ce_lite
         return loss, logs
@@ -1104,16 +1113,8 @@ class ARNetFeatures(_ARNetBase):
         self._check_stage(stage)
         frame_logits = self.head(self.dropout(x))  # (B, T, C)
         if stage == "warmup":
-            feats = self._policy_features(x, None, None)
-            b = x.shape[0]
-            h = x.new_zeros(b, self.hidden)
-            c = x.new_zeros(b, self.hidden)
-            lite = []
-            for t in range(x.shape[1]):
-                h, c = self.policy.rnn(feats[:, t], (h, c))
-                lite.append(self.lite_fc(h))
             ce_head = F.cross_entropy(frame_logits.mean(1), y)
-            ce_lite = F.cross_entropy(torch.stack(lite, 1).mean(1), y)
+            ce_lite = _policy_head_ce(self.policy.rnn, self.lite_fc, self._policy_features(x, None, None), y)
             return ce_head + ce_lite, {"ce_head": ce_head.item(), "ce_policy_head": ce_lite.item()}
         tau = self._tau(stage, epoch)
         if stage == "joint":
