@@ -237,6 +237,15 @@ class MethodCard:
             :func:`evbench.harness.claims.claims_by_id`).  Filled by the
             method registry for a configuration built without overrides.
         notes: Departures from the paper/official code and other remarks.
+        action_space: The kind of decision space the method's policy acts in —
+            data the oracle bound (:data:`evbench.harness.oracle.ACTION_SPACES`)
+            and the report read instead of method names: ``"uniform-frames"``
+            (a static baseline: k evenly spaced frames), ``"forced-exits"``
+            (early exit over the card's ``force_options`` schedules: FrameExit,
+            TLEE), ``"grid-routes"`` (frames x depth checkpoints), ``"resolution-exit"``
+            (a resolution per frame then an exit: RSEE), ``"coarse-fine"`` (a
+            coarse path always, a fine network per frame or not: LiteEval),
+            ``"skip-policy"`` (per-frame branch or skip: AR-Net); ``""`` none.
 
     A card is data: :func:`evbench.harness.registry.method_card` returns it
     without building the network, and the built method's ``card`` is that
@@ -260,6 +269,7 @@ class MethodCard:
     config: str = "paper"
     claims: tuple[str, ...] = ()
     notes: str = ""
+    action_space: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

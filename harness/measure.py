@@ -678,6 +678,7 @@ def measure_cell(
     class_names = list(getattr(dataset, "class_names", []))
     res = CellResult(
         method=card.name, title=card.title, paper=card.paper, doi=card.doi, input_kind=card.input_kind,
+        action_space=card.action_space or None,
         knobs=knobs, dataset=getattr(dataset, "name", None), dataset_synthetic=bool(getattr(dataset, "synthetic", False)),
         dataset_note=getattr(dataset, "note", "") or "", device=device, backend=backend, precision=precision,
         modeled=modeled, resolution=card.resolution, measure_settings=settings.to_dict(), trained=bool(trained),

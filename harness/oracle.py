@@ -41,7 +41,7 @@ classifier needs.
 knob setting (a forced schedule, a frame count, a threshold above 1) — summed
 with the method's own cost table (:func:`evbench.harness.costs.trace_gmacs`),
 so the oracle uses exactly the per-module GMACs of the method's own
-accounting for the configuration in the row.  Per family (``card.name``) the
+accounting for the configuration in the row.  Per action space (the card's ``action_space``) the
 candidates provably contain the cheapest seeing schedule (all costs are
 non-negative):
 
@@ -91,7 +91,7 @@ from evbench.harness.costs import cost_table, trace_gmacs
 
 __all__ = [
     "COARSE_MIN_RESOLUTION",
-    "FAMILIES",
+    "ACTION_SPACES",
     "Evidence",
     "OracleUnavailable",
     "Schedule",
@@ -361,17 +361,16 @@ def _arnet(method: Method, example: torch.Tensor) -> list[Schedule]:
     return out
 
 
-#: Method family (``card.name``) -> candidate schedules of its action space (``(method, zero clip) -> list``).
-FAMILIES: dict[str, Callable[[Method, torch.Tensor], list[Schedule]]] = {
-    "uniform": _uniform,
-    "uniform_lstm": _uniform,
-    "uniform_stream": _uniform,
-    "frameexit": _forced,
-    "tlee": _forced,
-    "dyngrid": _dyngrid,
-    "rsee": _rsee,
-    "liteeval": _liteeval,
-    "arnet": _arnet,
+#: Action space (the card's ``action_space``, data each method declares) -> candidate schedules in it
+#: (``(method, zero clip) -> list``). The harness never names a method: a new method whose policy acts in
+#: one of these spaces gets its oracle by declaring it.
+ACTION_SPACES: dict[str, Callable[[Method, torch.Tensor], list[Schedule]]] = {
+    "uniform-frames": _uniform,
+    "forced-exits": _forced,
+    "grid-routes": _dyngrid,
+    "resolution-exit": _rsee,
+    "coarse-fine": _liteeval,
+    "skip-policy": _arnet,
 }
 
 
@@ -392,10 +391,10 @@ def family_schedules(method: Method, example: torch.Tensor) -> list[Schedule]:
     if card.input_kind != "pixels":
         raise OracleUnavailable(f"not computed: {card.name} reads features; the manifest's resolution rule "
                                 "applies to pixels")
-    fn = FAMILIES.get(card.name)
+    fn = ACTION_SPACES.get(card.action_space)
     if fn is None:
-        raise OracleUnavailable(f"not computed: no oracle action space for method family {card.name!r} "
-                                f"(harness/oracle.py FAMILIES: {', '.join(sorted(FAMILIES))})")
+        raise OracleUnavailable(f"not computed: {card.name} declares action space {card.action_space!r}, which has "
+                                f"no oracle here (harness/oracle.py ACTION_SPACES: {', '.join(sorted(ACTION_SPACES))})")
     device = next((p.device for p in method.parameters()), torch.device("cpu"))
     key = _build_key(method, tuple(example.shape))
     if key in _SCHEDULES:

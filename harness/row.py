@@ -109,6 +109,7 @@ class CellResult:
     paper: str | None = col("str", "identity")
     doi: str | None = col("str", "identity")
     input_kind: str | None = col("str", "identity")
+    action_space: str | None = col("str", "identity")
     dataset: str | None = col("str", "identity")
     dataset_source: str | None = col("str", "identity")
     dataset_split: str | None = col("str", "identity")

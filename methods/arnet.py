@@ -1155,6 +1155,7 @@ def arnet_card(*, config: str, input_kind: str = "pixels", frames: int = 16,
         # force=<res> picks the branch at that resolution; the policy head only if no branch has it
         force = tuple(dict.fromkeys(res + ((policy_resolution,) if policy_head else ())))
         return MethodCard(
+            action_space="skip-policy",
             name="arnet",
             title="AR-Net (" + ", ".join(f"{bb}@{r}" for bb, r in zip(backbones, res, strict=True))
                   + f"; policy {policy_backbone}@{policy_resolution})",
@@ -1186,6 +1187,7 @@ def arnet_card(*, config: str, input_kind: str = "pixels", frames: int = 16,
                  "every frame the policy looks at is charged the full feature cost (the projection is computed "
                  "from it); using the frame adds nothing more")
     return MethodCard(
+        action_space="skip-policy",
         name="arnet", title="AR-Net skip policy (features)", paper=PAPER, doi=DOI, code=CODE,
         input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knob_specs(),
         force_options=("use",), stages=("warmup", "joint", "finetune"), upper_bound_knobs={"force": "use"},

@@ -341,6 +341,7 @@ def dyngrid_card(*, config: str, input_kind: str = "pixels", frames: int = 8, ba
     depth = len(LAYER_NAMES) if pixels else depth
     resolution = resolution if pixels else 0
     return MethodCard(
+        action_space="grid-routes",
         name="dyngrid",
         title=(f"Dynamic-inference grid ({backbone} @{resolution}, {frames} frames × {depth} depths)"
                if pixels else f"Dynamic-inference grid (features, MLP × {depth})"),

@@ -390,6 +390,7 @@ def frameexit_card(*, config: str, input_kind: str = "pixels", frames: int = 10,
     pixels = input_kind == "pixels"
     resolution = resolution if pixels else 0
     return MethodCard(
+        action_space="forced-exits",
         name="frameexit",
         title=f"FrameExit ({backbone} @{resolution})" if pixels else "FrameExit gates (features)",
         paper=PAPER, doi=DOI, code=CODE, input_kind=input_kind, frames=frames,

@@ -609,6 +609,7 @@ def liteeval_card(*, config: str, input_kind: str = "pixels", frames: int = 25,
     """
     if input_kind == "pixels":
         return MethodCard(
+            action_space="coarse-fine",
             name="liteeval",
             title=f"LiteEval (coarse {coarse_backbone}@{coarse_resolution}, fine {fine_backbone}@{fine_resolution})",
             paper=PAPER, doi=DOI, code=CODE, input_kind="pixels", frames=frames, resolution=fine_resolution,
@@ -623,6 +624,7 @@ def liteeval_card(*, config: str, input_kind: str = "pixels", frames: int = 25,
         )
     if coarse_feature_dim > 0:
         return MethodCard(
+            action_space="coarse-fine",
             name="liteeval", title="LiteEval on official feature pairs (fine | coarse)", paper=PAPER, doi=DOI,
             code=CODE, input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knobs(),
             force_options=("fine", "coarse"), stages=("joint",), upper_bound_knobs={"force": "fine"},
@@ -644,6 +646,7 @@ def liteeval_card(*, config: str, input_kind: str = "pixels", frames: int = 25,
                  "every frame is charged the full feature cost (the coarse projection is computed from it), so "
                  "the gate only saves the fine projection and LSTM")
     return MethodCard(
+        action_space="coarse-fine",
         name="liteeval", title="LiteEval-style gating (features)", paper=PAPER, doi=DOI, code=CODE,
         input_kind="features", frames=frames, resolution=0, feature_dim=feature_dim, knobs=_knobs(),
         force_options=("fine", "coarse"), stages=("joint",), upper_bound_knobs={"force": "fine"},

@@ -677,6 +677,7 @@ def rsee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, back
                  "frames in temporal order; no resolution selector and no multi-BN backbone (a feature vector "
                  "has no resolution). Each frame read is charged the declared feature-extractor cost.")
     return MethodCard(
+        action_space="resolution-exit",
         name="rsee",
         title=(f"RSEE ({backbone} @{'/'.join(map(str, resolutions))}, {policy_backbone} selector)" if pixels
                else "RSEE temporal exit (features)"),

@@ -655,6 +655,7 @@ def tlee_card(*, config: str, input_kind: str = "pixels", frames: int = 10, back
         notes = ("Features variant: TLEE's MLP, running-max reuse, shared classifier, first-frame threshold and "
                  "GateModule over frames in coarse-to-fine order; no layer exits (no backbone). " + notes)
     return MethodCard(
+        action_space="forced-exits",
         name="tlee", title=f"TLEE ({backbone} @{resolution}, exits after layer2/layer3)" if pixels
         else "TLEE temporal gate (features)",
         paper=PAPER, doi=DOI, code=CODE, input_kind=input_kind, frames=frames,

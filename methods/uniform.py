@@ -234,6 +234,7 @@ def _card_fn(name: str, consensus: str, streaming: bool = False):
         pixels = input_kind == "pixels"
         sweep = tuple(k for k in (1, 2, 4, 8, 16) if k < frames) + (0,)
         return MethodCard(
+            action_space="uniform-frames",
             name=name,
             title=("LSTM over frames" if is_lstm else "TSN uniform") + (", frame by frame (streaming)" if streaming else "")
             + (f" ({backbone} @{resolution})" if pixels else " (features)"),

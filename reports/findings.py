@@ -31,7 +31,21 @@ from evbench.reports.format import MISSING, format_number
 
 __all__ = ["Finding", "findings", "findings_section", "oracle_section"]
 
-_UNIFORM_PREFIX = "uniform"
+#: The card's ``action_space`` (row column) of a static baseline: the uniform frontier every adaptive method must beat.
+_STATIC = "uniform-frames"
+
+
+def _action_space(row: pd.Series) -> str:
+    """The row's ``action_space``; for rows written before it existed, the registered card's (by method name)."""
+    value = row.get("action_space")
+    if isinstance(value, str) and value:
+        return value
+    from evbench.harness.registry import method_card
+
+    try:
+        return method_card(str(row.get("method", "")), str(row.get("config") or "paper")).action_space
+    except Exception:  # unknown method / configuration (a row from another version): no baseline claim
+        return ""
 
 
 class Finding(NamedTuple):
@@ -126,7 +140,7 @@ def _sentence(name: str, rows: pd.DataFrame, uniform: pd.DataFrame, quality: str
     best = _best(rows, quality)
     head = (f"{name}: best operating point {_point(best, own=True)} reaches {_quality_text(best, quality)} at "
             f"{_gm(best.get('gmacs_per_video'))} GMACs/video")
-    is_uniform = str(best.get("method", "")).startswith(_UNIFORM_PREFIX)
+    is_uniform = _action_space(best) == _STATIC
     if is_uniform:
         return head + f" (a uniform baseline: the reference), and {_latency_clause(best, None)}{_oracle_clause(best)}."
     same_dev = uniform
@@ -172,7 +186,7 @@ def findings(df: pd.DataFrame) -> list[Finding]:
         sub = data[datasets == ds]
         quality = next((q for q in ("top1", "map") if np.isfinite(num_col(sub, q)).any()), None)
         names = pd.Series([_series_name(r) for _, r in sub.iterrows()], index=sub.index)
-        uniform = sub[text_column(sub, "method", "").str.startswith(_UNIFORM_PREFIX)]
+        uniform = sub[[_action_space(r) == _STATIC for _, r in sub.iterrows()]]
         if quality is not None:
             uniform = uniform[np.isfinite(num_col(uniform, quality))]
         for name in dict.fromkeys(names):

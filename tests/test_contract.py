@@ -280,3 +280,12 @@ def test_the_methods_package_lists_no_method() -> None:
     text = (ROOT / "methods" / "__init__.py").read_text("utf-8")
     named = [n for n in list_methods() if re.search(rf"\b{re.escape(n)}\b", text)]
     assert not named, f"methods/__init__.py names {named}: a new method must need only its own file"
+
+
+def test_every_method_declares_an_action_space_the_oracle_knows() -> None:
+    from evbench.harness.oracle import ACTION_SPACES
+
+    for name in list_methods():
+        for config in method_configs(name):
+            space = method_card(name, config).action_space
+            assert space in ACTION_SPACES, f"{name} [{config}] declares action space {space!r}; known: {sorted(ACTION_SPACES)}"
