@@ -14,7 +14,7 @@ row per finished cell), so a run over many machines streams into one store and
   Ray resources (:func:`ray_options`): a ``cuda`` cell asks for one GPU, a cell
   placed on a Jetson (``--device cuda@jetson-nano``) for the custom resource the
   board's worker was started with (``{"jetson-nano": 1}``), a CPU cell for the
-  cores it times with (``--threads``, default 1).
+  cores it times with (``--threads``, default the driver's torch threads).
 * :class:`SlurmExecutor` — ``--executor slurm`` (``pip install "evbench[slurm]"``):
   submitit's ``AutoExecutor``, one job per cell, submitted as job arrays
   (``--slurm-partition``, ``--slurm-gpus-per-task``); submitit's local
@@ -299,7 +299,12 @@ class RayExecutor(Executor):
             process; ``"auto"`` joins the cluster this machine belongs to;
             ``"HOST:PORT"`` joins that head node.
         threads: Torch intra-op threads of each cell, and the cores a CPU cell
-            asks for (default 1).
+            asks for (default: the driver's ``torch.get_num_threads()``, what a
+            serial run times with — so rows keep the serial run's machine key,
+            and on a node with that many cores a cell holds the whole node
+            while it trains or is timed; Ray's own worker default,
+            ``OMP_NUM_THREADS=1``, gave 1-thread rows and let a timed cell share
+            the cores with another cell's training).
         runtime_env: Ray runtime environment of the tasks (e.g. ``{"env_vars": ...}``).
         init_kwargs: Extra ``ray.init`` arguments for a local instance (e.g. ``num_cpus``).
 
@@ -316,8 +321,10 @@ class RayExecutor(Executor):
             import ray
         except ImportError as exc:
             raise ExecutorError('--executor ray needs Ray: pip install "evbench[ray]"') from exc
+        import torch
+
         self._ray = ray
-        self.threads = int(threads or 1)
+        self.threads = int(threads or torch.get_num_threads())
         self.runtime_env = runtime_env
         self._started = False
         if not ray.is_initialized():

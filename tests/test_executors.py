@@ -266,3 +266,12 @@ def test_slurm_local_gives_the_serial_rows(cells, cache, tmp_path, serial_rows):
     assert len(list((out / "slurm").glob("*_submitted.pkl"))) == 3  # one job per cell, plus the training job
     assert (df["executor"] == "slurm").all() and df["node_id"].astype(bool).all()
     _assert_no_timed_overlap(df)
+
+
+def test_ray_executor_defaults_to_the_drivers_torch_threads():
+    pytest.importorskip("ray")
+    import torch
+    from evbench.harness.executors import RayExecutor
+
+    assert RayExecutor().threads == torch.get_num_threads()  # not Ray's OMP_NUM_THREADS=1 (other machine key)
+    assert RayExecutor(threads=1).threads == 1
