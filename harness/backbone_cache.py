@@ -60,7 +60,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CACHE_FORMAT", "BackboneSpec", "BackboneRecipe", "BackboneSlot", "BackboneCache", "TSNBackbone",
+__all__ = ["CACHE_FORMAT", "BackboneSpec", "BackboneRecipe", "BackboneSlot", "positional_slot", "BackboneCache", "TSNBackbone",
            "default_backbone_dir", "pretrain_backbones", "copy_backbone"]
 
 #: Bumped when the stored payload or what the key hashes changes (old entries then stop matching).
@@ -165,6 +165,26 @@ class BackboneSlot:
     spec: BackboneSpec
     load: Callable[[nn.Module, nn.Module], None]
     covers: tuple[str, ...] = ()
+
+
+def positional_slot(name: str, arch: str, resolution: int, dst: nn.Module) -> BackboneSlot:
+    """A slot whose load copies the cached backbone into ``dst`` by position (:func:`copy_backbone`).
+
+    For methods that hold a single-resolution backbone under their own module
+    names (TLEE's and DynGrid's ``stages``, FrameExit's ``backbone``); the TSN
+    head is not used.
+
+    Args:
+        name: The method's module path ``dst`` sits at.
+        arch: Backbone architecture (the method's ``backbone_arch``).
+        resolution: Input side, px.
+        dst: The method's module receiving the weights.
+    """
+
+    def load(net: nn.Module, head: nn.Module) -> None:
+        copy_backbone(net, dst)
+
+    return BackboneSlot(name, BackboneSpec(arch, (resolution,)), load)
 
 
 def copy_backbone(src: nn.Module, dst: nn.Module) -> None:

@@ -278,12 +278,9 @@ class DynGrid(Method):
         """
         if self.input_kind != "pixels":
             return []
-        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec, copy_backbone
+        from evbench.harness.backbone_cache import positional_slot
 
-        def load(net: nn.Module, head: nn.Module) -> None:
-            copy_backbone(net, self.stages)
-
-        return [BackboneSlot("stages", BackboneSpec(self.backbone_arch, (self.resolution,)), load)]
+        return [positional_slot("stages", self.backbone_arch, self.resolution, self.stages)]
 
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
         """Every parameter; the checkpoint heads only when started from the cached backbone."""

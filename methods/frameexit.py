@@ -282,12 +282,9 @@ class FrameExit(Method):
         """
         if self.input_kind != "pixels":
             return []
-        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec, copy_backbone
+        from evbench.harness.backbone_cache import positional_slot
 
-        def load(net: nn.Module, head: nn.Module) -> None:
-            copy_backbone(net, self.backbone)
-
-        return [BackboneSlot("backbone", BackboneSpec(self.backbone_arch, (self.resolution,)), load)]
+        return [positional_slot("backbone", self.backbone_arch, self.resolution, self.backbone)]
 
     def stage_epochs(self, stage: str, epochs: int) -> int:
         """About 3/4 of the budget for the classifiers, the rest for the gates."""

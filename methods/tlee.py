@@ -453,12 +453,9 @@ class TLEE(Method):
         """
         if self.input_kind != "pixels":
             return []
-        from evbench.harness.backbone_cache import BackboneSlot, BackboneSpec, copy_backbone
+        from evbench.harness.backbone_cache import positional_slot
 
-        def load(net: nn.Module, head: nn.Module) -> None:
-            copy_backbone(net, self.stages)
-
-        return [BackboneSlot("stages", BackboneSpec(self.backbone_arch, (self.resolution,)), load)]
+        return [positional_slot("stages", self.backbone_arch, self.resolution, self.stages)]
 
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
         """``backbone``: all but branches and gate; ``branches``: branches; ``gate``: gate (official ``get_policies``).
