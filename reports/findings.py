@@ -1,7 +1,8 @@
 """The report's first screen: one sentence per method on what the run found, and the oracle table.
 
 :func:`findings` reads the result rows (pandas) and, per dataset and per
-method configuration, states
+method configuration (split by builder overrides where an adaptive method was
+built more than one way), states
 
 1. its **best operating point** — the finished cell with the highest top-1
    (mAP when no top-1 was measured), ties to the lower GMACs/video;
@@ -25,11 +26,19 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from evbench.reports._fields import cell_name, is_missing, ok_rows, op_label, text_column, truthy
+from evbench.reports._fields import (
+    cell_name,
+    is_missing,
+    ok_rows,
+    op_label,
+    parse_mapping,
+    text_column,
+    truthy,
+)
 from evbench.reports._markup import esc, html_table, num_col, num_td, td
 from evbench.reports.format import MISSING, format_number
 
-__all__ = ["Finding", "findings", "findings_section", "oracle_section"]
+__all__ = ["Finding", "findings", "findings_section", "oracle_section", "plot_series"]
 
 #: The card's ``action_space`` (row column) of a static baseline: the uniform frontier every adaptive method must beat.
 _STATIC = "uniform-frames"
@@ -56,10 +65,36 @@ class Finding(NamedTuple):
     sentence: str
 
 
-def _series_name(row: pd.Series) -> str:
+def _series_name(row: pd.Series, *, variant: bool = False) -> str:
+    """``method [config]``; with ``variant``, the row's builder overrides too (``method [config, k=v]``)."""
     method = "?" if is_missing(row.get("method")) else str(row.get("method"))
     config = row.get("config")
-    return method if is_missing(config) else f"{method} [{config}]"
+    tags = [] if is_missing(config) else [str(config)]
+    if variant:
+        tags += [f"{k}={v}" for k, v in sorted(parse_mapping(row.get("overrides")).items())]
+    return f"{method} [{', '.join(tags)}]" if tags else method
+
+
+def plot_series(sub: pd.DataFrame) -> pd.Series:
+    """Legend series per row of one dataset's plots: the method, with its builder overrides where
+    :func:`_series_names` splits it (``arnet [policy_input=full]``)."""
+    names = _series_names(sub)
+    method = text_column(sub, "method", "?")
+    return pd.Series([m if n == _series_name(r) else f"{m} [" + ", ".join(
+        f"{k}={v}" for k, v in sorted(parse_mapping(r.get("overrides")).items())) + "]"
+        for (i, r), m, n in zip(sub.iterrows(), method, names, strict=True)], index=sub.index)
+
+
+def _series_names(sub: pd.DataFrame) -> pd.Series:
+    """Series name per row: one per method configuration, split by builder overrides where an adaptive
+    method was built more than one way (e.g. AR-Net's policy input costed cheap and full), since each build
+    is its own model and cost accounting; a uniform baseline's overrides (frames) are its operating points."""
+    base = pd.Series([_series_name(r) for _, r in sub.iterrows()], index=sub.index)
+    builds = text_column(sub, "overrides", "{}")
+    split = {name for name in dict.fromkeys(base)
+             if builds[base == name].nunique() > 1
+             and not all(_action_space(r) == _STATIC for _, r in sub[base == name].iterrows())}
+    return pd.Series([_series_name(r, variant=base[i] in split) for i, r in sub.iterrows()], index=sub.index)
 
 
 def _point(row: pd.Series, *, own: bool = False) -> str:
@@ -185,7 +220,7 @@ def findings(df: pd.DataFrame) -> list[Finding]:
     for ds in dict.fromkeys(datasets):
         sub = data[datasets == ds]
         quality = next((q for q in ("top1", "map") if np.isfinite(num_col(sub, q)).any()), None)
-        names = pd.Series([_series_name(r) for _, r in sub.iterrows()], index=sub.index)
+        names = _series_names(sub)
         uniform = sub[[_action_space(r) == _STATIC for _, r in sub.iterrows()]]
         if quality is not None:
             uniform = uniform[np.isfinite(num_col(uniform, quality))]

@@ -33,7 +33,7 @@ from evbench.reports._fields import (
 )
 from evbench.reports._markup import CSS, NOT_MEASURED, esc, html_table, num_col, num_td, slug, td
 from evbench.reports.claims import claims_section, find_claims
-from evbench.reports.findings import findings_section, oracle_section
+from evbench.reports.findings import findings_section, oracle_section, plot_series
 from evbench.reports.format import (
     MISSING,
     display_unit,
@@ -207,6 +207,7 @@ def _frontier_table(front: pd.DataFrame, quality: str, spec: _PlotSpec) -> str:
 
 def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
     qname = "top-1" if quality == "top1" else quality
+    sub = sub.assign(_series=plot_series(sub))  # the method, split by build where it was built two ways
     specs = [
         _PlotSpec(
             "gmacs_per_video",
@@ -214,7 +215,7 @@ def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
             f"{ds}: {qname} vs GMACs per video",
             "GMACs per video (mean over videos; 1 GMAC = 1e9 multiply-accumulates)",
             _dedupe_devices(sub, "gmacs_per_video", quality),
-            "method",
+            "_series",
         )
     ]
     if "latency_ms_p50" not in sub.columns:
@@ -225,17 +226,17 @@ def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
                 f"{ds}: {qname} vs p50 latency",
                 "p50 latency (ms)",
                 sub,
-                "method",
+                "_series",
             )
         )
     else:
         devices = text_column(sub, "device", "(device not recorded)")
         for dev in dict.fromkeys(devices):
             data = sub[devices == dev].copy()
-            group = "method"
+            group = "_series"
             if "backend" in data.columns and data["backend"].nunique(dropna=True) > 1:
                 data["_series"] = (
-                    text_column(data, "method", "?")
+                    text_column(data, "_series", "?")
                     + " ["
                     + text_column(data, "backend", "?")
                     + "]"
@@ -259,7 +260,7 @@ def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
             f"{ds}: {qname} vs frames used",
             "frames processed per video (mean)",
             _dedupe_devices(sub, "frames_used", quality),
-            "method",
+            "_series",
         )
     )
     for col in numeric_columns(sub):
@@ -271,7 +272,7 @@ def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
                     f"{ds}: {qname} vs {col}",
                     f"{col} ({display_unit(col)})",
                     sub,
-                    "method",
+                    "_series",
                 )
             )
     return specs

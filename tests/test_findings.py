@@ -120,3 +120,17 @@ def test_oracle_points_and_their_frontier(tmp_path: Path) -> None:
     without = plot_pareto(df, cost="gmacs_per_video", quality="top1", out_stem=tmp_path / "n", title="t",
                           xlabel="x", ylabel="y", oracle=False)
     assert with_o[1].read_bytes() != without[1].read_bytes()
+
+
+def test_an_adaptive_method_built_two_ways_gets_one_sentence_per_build() -> None:
+    rows = [
+        _row("u1", "uniform", config="features", overrides={"frames": 1}, top1=0.90, gmacs_per_video=77.0),
+        _row("u2", "uniform", config="features", overrides={"frames": 2}, top1=0.93, gmacs_per_video=155.0),
+        _row("c1", "arnet", config="features", knobs={"cheap_bias": 4.0}, top1=0.91, gmacs_per_video=26.0),
+        _row("f1", "arnet", config="features", overrides={"policy_input": "full"}, knobs={"cheap_bias": 1.0},
+             top1=0.93, gmacs_per_video=1075.0),
+    ]
+    s = _by_method(findings(pd.DataFrame(rows)))
+    assert set(s) == {"uniform [features]", "arnet [features]", "arnet [features, policy_input=full]"}
+    assert "26.0 GMACs/video" in s["arnet [features]"] and "1075" not in s["arnet [features]"]
+    assert "1075 GMACs/video" in s["arnet [features, policy_input=full]"]
