@@ -65,36 +65,46 @@ class Finding(NamedTuple):
     sentence: str
 
 
+def _build_tag(row: pd.Series) -> str:
+    """The row's builder overrides as ``k=v, …`` (sorted keys)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(parse_mapping(row.get("overrides")).items()))
+
+
 def _series_name(row: pd.Series, *, variant: bool = False) -> str:
     """``method [config]``; with ``variant``, the row's builder overrides too (``method [config, k=v]``)."""
     method = "?" if is_missing(row.get("method")) else str(row.get("method"))
     config = row.get("config")
     tags = [] if is_missing(config) else [str(config)]
-    if variant:
-        tags += [f"{k}={v}" for k, v in sorted(parse_mapping(row.get("overrides")).items())]
+    if variant and _build_tag(row):
+        tags.append(_build_tag(row))
     return f"{method} [{', '.join(tags)}]" if tags else method
 
 
-def plot_series(sub: pd.DataFrame) -> pd.Series:
-    """Legend series per row of one dataset's plots: the method, with its builder overrides where
-    :func:`_series_names` splits it (``arnet [policy_input=full]``)."""
-    names = _series_names(sub)
-    method = text_column(sub, "method", "?")
-    return pd.Series([m if n == _series_name(r) else f"{m} [" + ", ".join(
-        f"{k}={v}" for k, v in sorted(parse_mapping(r.get("overrides")).items())) + "]"
-        for (i, r), m, n in zip(sub.iterrows(), method, names, strict=True)], index=sub.index)
-
-
-def _series_names(sub: pd.DataFrame) -> pd.Series:
-    """Series name per row: one per method configuration, split by builder overrides where an adaptive
-    method was built more than one way (e.g. AR-Net's policy input costed cheap and full), since each build
-    is its own model and cost accounting; a uniform baseline's overrides (frames) are its operating points."""
+def _split_builds(sub: pd.DataFrame) -> pd.Series:
+    """Per row: whether its builder overrides name its series — where an adaptive method configuration
+    was built more than one way (e.g. AR-Net's policy input costed cheap and full), since each build is its
+    own model and cost accounting; a uniform baseline's overrides (frames) are its operating points."""
     base = pd.Series([_series_name(r) for _, r in sub.iterrows()], index=sub.index)
     builds = text_column(sub, "overrides", "{}")
     split = {name for name in dict.fromkeys(base)
              if builds[base == name].nunique() > 1
              and not all(_action_space(r) == _STATIC for _, r in sub[base == name].iterrows())}
-    return pd.Series([_series_name(r, variant=base[i] in split) for i, r in sub.iterrows()], index=sub.index)
+    return base.isin(split)
+
+
+def _series_names(sub: pd.DataFrame) -> pd.Series:
+    """Finding series per row: ``method [config]``, with the build where :func:`_split_builds` says so."""
+    split = _split_builds(sub)
+    return pd.Series([_series_name(r, variant=bool(split[i])) for i, r in sub.iterrows()], index=sub.index)
+
+
+def plot_series(sub: pd.DataFrame) -> pd.Series:
+    """Legend series per row of one dataset's plots: the method, with its build where
+    :func:`_split_builds` says so (``arnet [policy_input=full]``)."""
+    split = _split_builds(sub)
+    method = text_column(sub, "method", "?")
+    return pd.Series([f"{method[i]} [{_build_tag(r)}]" if split[i] and _build_tag(r) else method[i]
+                      for i, r in sub.iterrows()], index=sub.index)
 
 
 def _point(row: pd.Series, *, own: bool = False) -> str:

@@ -233,7 +233,6 @@ def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
         devices = text_column(sub, "device", "(device not recorded)")
         for dev in dict.fromkeys(devices):
             data = sub[devices == dev].copy()
-            group = "_series"
             if "backend" in data.columns and data["backend"].nunique(dropna=True) > 1:
                 data["_series"] = (
                     text_column(data, "_series", "?")
@@ -241,7 +240,6 @@ def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
                     + text_column(data, "backend", "?")
                     + "]"
                 )
-                group = "_series"
             specs.append(
                 _PlotSpec(
                     f"latency_ms_p50@{dev}",
@@ -249,7 +247,7 @@ def _plot_specs(sub: pd.DataFrame, ds: str, quality: str) -> list[_PlotSpec]:
                     f"{ds}: {qname} vs p50 latency on {dev}",
                     f"p50 latency per clip, batch 1 single-stream (ms) — {dev}",
                     data,
-                    group,
+                    "_series",
                     device=dev,
                 )
             )
