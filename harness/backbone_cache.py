@@ -130,6 +130,8 @@ class BackboneRecipe:
             resizing, as the methods' own encoders do.
         seed: Seed of initialisation, order and TSN offsets.
         dropout: Dropout before the TSN head (TSN uses 0.8 on ImageNet-size data).
+        lr_schedule: ``"constant"`` or ``"cos"`` (:func:`evbench.harness.training.epoch_lr`).
+        finetune_lr: Adam learning rate of an entry initialised from another (0: ``lr``).
     """
 
     epochs: int = 4
@@ -141,10 +143,17 @@ class BackboneRecipe:
     input_size: int = 112
     seed: int = 0
     dropout: float = 0.5
+    lr_schedule: str = "constant"
+    finetune_lr: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON)."""
-        return asdict(self)
+        """Plain dict (JSON); ``lr_schedule`` and ``finetune_lr`` only when set (older keys unchanged)."""
+        out = asdict(self)
+        if out["lr_schedule"] == "constant":
+            del out["lr_schedule"]
+        if not out["finetune_lr"]:
+            del out["finetune_lr"]
+        return out
 
 
 @dataclass
@@ -468,8 +477,9 @@ class BackboneCache:
             net.init_from(parent.net)
         epochs = recipe.finetune_epochs if parent is not None else recipe.epochs
         ds = open_train()
-        tspec = TrainSpec(epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr,
-                          weight_decay=recipe.weight_decay, seed=recipe.seed)
+        lr = recipe.finetune_lr if parent is not None and recipe.finetune_lr else recipe.lr
+        tspec = TrainSpec(epochs=epochs, batch_size=recipe.batch_size, lr=lr,
+                          weight_decay=recipe.weight_decay, seed=recipe.seed, lr_schedule=recipe.lr_schedule)
         report = train_method(net, ds, tspec, device=device, progress=progress)
         net.to("cpu").eval()
         meta = {
@@ -563,7 +573,8 @@ def format_entries(entries: Sequence[dict[str, Any]]) -> str:
     lines = [f"{'key':16}  {'backbone':28} {'dataset':10} {'recipe':34} {'size':>8}  created"]
     for m in entries:
         r = m.get("recipe", {})
-        recipe = (f"{m.get('epochs_trained')}ep b{r.get('batch_size')} lr{r.get('lr')} T{r.get('frames')} "
+        sched = f"-{r['lr_schedule']}" if r.get("lr_schedule") else ""
+        recipe = (f"{m.get('epochs_trained')}ep b{r.get('batch_size')} lr{r.get('lr')}{sched} T{r.get('frames')} "
                   f"@{r.get('input_size')} s{r.get('seed')}")
         data = m.get("dataset_fingerprint") or {}
         ds = str(m.get("dataset", ""))[:10] if data.get("kind") != "generated" else "generated"

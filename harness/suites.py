@@ -331,6 +331,10 @@ def _check_train(path: Path, table: Any) -> None:
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                   and value >= 0 and (value > 0 or key != "lr"))
             what = "a finite number > 0" if key == "lr" else "a finite number >= 0"
+        elif key.endswith("lr_schedule"):
+            from evbench.harness.training import LR_SCHEDULES
+
+            ok, what = value in LR_SCHEDULES, "one of " + ", ".join(repr(s) for s in LR_SCHEDULES)
         else:
             ok, what = True, ""
         if not ok:

@@ -25,6 +25,7 @@ order (the row's ``threads`` says which was used).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 import time
@@ -38,9 +39,30 @@ import torch
 from evbench.harness.api import Method
 
 __all__ = ["TrainSpec", "TrainReport", "train_method", "save_checkpoint", "load_checkpoint",
-           "load_checkpoint_into", "iterate_batches",
+           "load_checkpoint_into", "iterate_batches", "LR_SCHEDULES", "epoch_lr",
            "seed_everything", "deterministic_algorithms", "run_seeds", "validation_split", "validation_metrics",
            "curve_path", "write_curve"]
+
+
+#: Learning-rate schedules of :class:`TrainSpec` (see :func:`epoch_lr`).
+LR_SCHEDULES = ("constant", "cos")
+
+
+def epoch_lr(lr: float, epoch: int, epochs: int, schedule: str) -> float:
+    """Learning rate of epoch ``epoch`` (0-based) of ``epochs`` under ``schedule``.
+
+    ``"cos"`` is ``lr · ½(1 + cos(π · epoch / epochs))``, stepped per epoch as
+    the TSM / AR-Net training code's ``--lr_type cos`` (AR-Net official
+    ``main_base.py`` ``adjust_learning_rate``); ``"constant"`` is ``lr``.
+
+    Raises:
+        ValueError: An unknown schedule.
+    """
+    if schedule == "constant":
+        return lr
+    if schedule == "cos":
+        return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+    raise ValueError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}; got {schedule!r}")
 
 
 @dataclass(frozen=True)
@@ -66,7 +88,17 @@ class TrainSpec:
             another cached one (other resolution, or RSEE's multi-BN ResNet).
         backbone_batch_size: Clips per step of backbone training (0: ``batch_size``).
         backbone_lr: Adam learning rate of backbone training (0: ``lr``).
+        backbone_finetune_lr: Adam learning rate of a cached backbone initialised
+            from another (0: ``backbone_lr``).
         backbone_frames: TSN segments per clip of backbone training.
+        lr_schedule: Learning-rate schedule of every stage: ``"constant"`` or
+            ``"cos"`` — epoch ``e`` of ``E`` at ``lr · ½(1 + cos(π e / E))``, the
+            ``--lr_type cos`` of the TSM / AR-Net training code (AR-Net official
+            ``main_base.py`` ``adjust_learning_rate``), restarted per stage.
+        backbone_lr_schedule: The same for backbone training.
+
+    Raises:
+        ValueError: An unknown schedule name.
     """
 
     epochs: int = 8
@@ -79,18 +111,33 @@ class TrainSpec:
     backbone_finetune_epochs: int = 1
     backbone_batch_size: int = 0
     backbone_lr: float = 0.0
+    backbone_finetune_lr: float = 0.0
     backbone_frames: int = 8
+    lr_schedule: str = "constant"
+    backbone_lr_schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        for name in ("lr_schedule", "backbone_lr_schedule"):
+            if getattr(self, name) not in LR_SCHEDULES:
+                raise ValueError(f"{name} must be one of {', '.join(LR_SCHEDULES)}; got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON); ``val_fraction`` and the backbone fields only when set (older cell ids unchanged)."""
+        """Plain dict (JSON); ``val_fraction``, the schedules and the backbone fields only when set (older cell
+        ids unchanged)."""
         out = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                "weight_decay": self.weight_decay, "seed": self.seed}
         if self.val_fraction:
             out["val_fraction"] = self.val_fraction
+        if self.lr_schedule != "constant":
+            out["lr_schedule"] = self.lr_schedule
         if self.backbone_epochs:
             out.update(backbone_epochs=self.backbone_epochs, backbone_finetune_epochs=self.backbone_finetune_epochs,
                        backbone_batch_size=self.backbone_batch_size, backbone_lr=self.backbone_lr,
                        backbone_frames=self.backbone_frames)
+            if self.backbone_lr_schedule != "constant":
+                out["backbone_lr_schedule"] = self.backbone_lr_schedule
+            if self.backbone_finetune_lr:
+                out["backbone_finetune_lr"] = self.backbone_finetune_lr
         return out
 
     def backbone_recipe(self, input_size: int) -> Any:
@@ -104,7 +151,8 @@ class TrainSpec:
         return BackboneRecipe(epochs=self.backbone_epochs, finetune_epochs=self.backbone_finetune_epochs,
                               batch_size=self.backbone_batch_size or self.batch_size,
                               lr=self.backbone_lr or self.lr, weight_decay=self.weight_decay,
-                              frames=self.backbone_frames, input_size=int(input_size), seed=self.seed)
+                              frames=self.backbone_frames, input_size=int(input_size), seed=self.seed,
+                              lr_schedule=self.backbone_lr_schedule, finetune_lr=self.backbone_finetune_lr)
 
 
 @dataclass
@@ -302,6 +350,9 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
         opt = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
         n_epochs = method.stage_epochs(stage, spec.epochs)
         for epoch in range(n_epochs):
+            lr = epoch_lr(spec.lr, epoch, n_epochs, spec.lr_schedule)
+            for group in opt.param_groups:
+                group["lr"] = lr
             method.train()
             if hasattr(dataset, "set_epoch"):  # new TSN segment offsets each epoch
                 dataset.set_epoch(epoch)
@@ -324,7 +375,7 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
                     sums[k] = sums.get(k, 0.0) + float(v)
             if n_batches == 0:
                 raise RuntimeError(f"no training clip could be loaded ({len(report.skipped)} failed)")
-            log = {"stage": stage, "epoch": epoch, **{k: v / n_batches for k, v in sums.items()}}
+            log = {"stage": stage, "epoch": epoch, "lr": lr, **{k: v / n_batches for k, v in sums.items()}}
             if val:
                 log.update(validation_metrics(method, dataset, val, device=device, batch_size=spec.batch_size))
             log["seconds"] = time.perf_counter() - t0

@@ -74,6 +74,8 @@ def _suite(tmp_path, body: str):
     ('[[methods]]\nname = "uniform"\nknobs = 3\n', "knobs = 3: expected \"sweep\""),
     ('[train]\nepochs = 0\n[[methods]]\nname = "uniform"\n', "[train]: epochs = 0: expected an integer >= 1"),
     ('[train]\nepoch = 2\n[[methods]]\nname = "uniform"\n', "[train]: unknown key 'epoch'"),
+    ('[train]\nbackbone_lr_schedule = "step"\n[[methods]]\nname = "uniform"\n',
+     "[train]: backbone_lr_schedule = 'step': expected one of 'constant', 'cos'"),
     ('[data]\ntest_split = "val2"\n[[methods]]\nname = "uniform"\n', "test_split = 'val2': expected one of"),
     ('descripton = "x"\n[[methods]]\nname = "uniform"\n', "unknown key 'descripton'"),
 ])

@@ -13,6 +13,7 @@ from evbench.harness.registry import create_method
 from evbench.harness.training import (
     TrainSpec,
     curve_path,
+    epoch_lr,
     save_checkpoint,
     train_method,
     validation_split,
@@ -101,6 +102,20 @@ def test_curves_record_validation_metrics_and_never_train_on_validation_clips(tm
 def test_train_spec_dict_without_validation_is_unchanged():
     assert "val_fraction" not in TrainSpec(epochs=2).to_dict()
     assert TrainSpec(epochs=2, val_fraction=0.1).to_dict()["val_fraction"] == 0.1
+
+
+def test_cos_schedule_steps_the_learning_rate_per_epoch_and_is_recorded():
+    assert [epoch_lr(1e-3, e, 4, "constant") for e in range(4)] == [1e-3] * 4
+    cos = [epoch_lr(1e-3, e, 4, "cos") for e in range(4)]
+    assert cos[0] == pytest.approx(1e-3) and cos[2] == pytest.approx(5e-4)
+    assert all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] == pytest.approx(0.5e-3 * (1 - 2 ** -0.5))
+    m, _ = _uniform()
+    report = train_method(m, _Clips(30), TrainSpec(epochs=4, batch_size=8, seed=3, lr=1e-3, lr_schedule="cos"))
+    assert [r["lr"] for r in report.logs] == pytest.approx(cos)
+    assert TrainSpec(lr_schedule="cos").to_dict()["lr_schedule"] == "cos"
+    assert "lr_schedule" not in TrainSpec().to_dict()  # older cell ids unchanged
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cos; got 'step'"):
+        TrainSpec(lr_schedule="step")
 
 
 def test_no_validation_split_trains_on_every_clip_in_the_same_order():
