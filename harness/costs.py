@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -148,7 +149,9 @@ def count_gmacs_fvcore(module: nn.Module, inputs: tuple[Any, ...]) -> float:
     Returns:
         GMACs (fvcore convention, see module docstring).
     """
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():  # fvcore.nn's import scripts its focal losses: torch 2.14 warns on jit.script
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     was_training = module.training
