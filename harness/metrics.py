@@ -39,6 +39,12 @@ Conventions:
   mAP sits above the point estimate (about +1 mAP point for 3783 videos x 101
   classes): the mAP interval need not be centred on the point estimate and,
   for very small N, may not contain it. Accuracy intervals have no such shift.
+  At a boundary — every video right (top-k 1) or every video wrong (0) — every
+  resample gives the same value and the percentile interval has zero width,
+  which would read as certainty; there the accuracy interval is the exact
+  Clopper–Pearson one instead (``scipy.stats.binomtest(...).proportion_ci``,
+  ``method="exact"``: ``[(alpha/2)^(1/N), 1]`` at 100 %, e.g. 97.7–100 % for
+  156 videos), as for any binomial proportion with no failures.
 """
 
 from __future__ import annotations
@@ -372,6 +378,17 @@ def _bootstrap(
     return list(out)
 
 
+def _accuracy_interval(credit: np.ndarray, boot: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The percentile interval of an accuracy, or Clopper–Pearson where it sits at 0 or 1 (module docstring)."""
+    n = int(credit.size)
+    if n and (np.all(credit == 1.0) or np.all(credit == 0.0)):
+        from scipy.stats import binomtest
+
+        ci = binomtest(int(credit.sum()), n).proportion_ci(confidence_level=1.0 - alpha, method="exact")
+        return float(ci.low), float(ci.high)
+    return _interval(boot, alpha)
+
+
 def _interval(stats: np.ndarray, alpha: float) -> tuple[float, float]:
     finite = stats[np.isfinite(stats)]
     if finite.size == 0:
@@ -442,7 +459,8 @@ _ACCURACY_CONVENTION = (
     "softmax of logits (row max subtracted); top-k with expected credit for ties; mAP = "
     "ActivityNet/FCVID protocol: per-class non-interpolated one-vs-rest AP over softmax scores "
     "(tie group = one threshold), mean over classes with >= 1 positive video; fractions 0-1; "
-    "95 % (1-alpha) percentile bootstrap over videos, paired resamples, numpy default_rng(seed)"
+    "95 % (1-alpha) percentile bootstrap over videos, paired resamples, numpy default_rng(seed); "
+    "accuracy at 0 % or 100 %: exact Clopper-Pearson interval"
 )
 
 
@@ -463,7 +481,9 @@ def accuracy_report(
     metrics use the same resamples, and each interval equals what
     :func:`bootstrap_ci` returns for the same ``seed`` (to floating-point
     rounding; the mAP resamples are evaluated by re-weighting the original
-    ranking instead of re-sorting, which is equivalent and much faster).
+    ranking instead of re-sorting, which is equivalent and much faster) —
+    except an accuracy of exactly 0 or 1, whose interval is the exact
+    Clopper–Pearson one (module docstring).
 
     Args:
         logits: ``(N, C)`` video-level logits.
@@ -512,8 +532,8 @@ def accuracy_report(
         seed,
         [lambda idx: float(credit1[idx].mean()), lambda idx: float(credit5[idx].mean()), _map],
     )
-    lo1, hi1 = _interval(boot1, alpha)
-    lo5, hi5 = _interval(boot5, alpha)
+    lo1, hi1 = _accuracy_interval(credit1, boot1, alpha)
+    lo5, hi5 = _accuracy_interval(credit5, boot5, alpha)
     lom, him = _interval(bootm, alpha)
     return {
         "top1": float(credit1.mean()),

@@ -265,6 +265,18 @@ def test_accuracy_report_fewer_than_five_classes() -> None:
     assert rep["map"] == pytest.approx(HAND_MAP)  # softmax(log p) == p
 
 
+def test_accuracy_at_100_percent_gets_the_exact_interval_not_a_zero_width_one() -> None:
+    labels = np.arange(156) % 6
+    logits = np.eye(6)[labels] * 10.0  # every video right
+    rep = accuracy_report(logits, labels, [f"c{i}" for i in range(6)], n_boot=200)
+    assert rep["top1"] == 1.0 and rep["top1_ci_high"] == 1.0
+    assert rep["top1_ci_low"] == pytest.approx(0.025 ** (1 / 156))  # Clopper-Pearson, 97.7 %
+    wrong = accuracy_report(-logits, labels, [f"c{i}" for i in range(6)], n_boot=200)
+    assert wrong["top1"] == 0.0 and wrong["top1_ci_low"] == 0.0
+    assert wrong["top1_ci_high"] == pytest.approx(1 - 0.025 ** (1 / 156))
+    assert "Clopper-Pearson" in rep["convention"]
+
+
 def test_accuracy_report_nan_logits_raise_with_count() -> None:
     logits = np.log(SCORES)
     logits[[1, 3], 0] = np.nan
