@@ -14,6 +14,7 @@ return plain dicts whose keys are column names of :class:`~evbench.harness.row.C
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -142,11 +143,13 @@ class EvalResult:
     errors: list[dict[str, str]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     frames_given: int = 0
+    executed_clips: int = 0
+    executed_trace_gmacs_total: float = 0.0
 
 
 def evaluate(
     method: Method, dataset: Sequence[Any], *, device: str | torch.device = "cpu", knobs: Mapping[str, Any] | None = None,
-    batch_size: int = 8, count_executed: bool = True, progress: bool = False,
+    batch_size: int = 8, count_executed: bool = True, count_clips: int | None = None, progress: bool = False,
 ) -> EvalResult:
     """Run ``method`` over every clip of ``dataset`` (its test split).
 
@@ -160,10 +163,15 @@ def evaluate(
             not change costs or decisions).
         count_executed: Also count MACs while the forward executes
             (``FlopCounterMode``; slower).
+        count_clips: Count them only in ``ceil(count_clips / batch_size)``
+            batches evenly spaced over the split (:func:`counted_batches`;
+            ``None``: every batch).
         progress: tqdm bar.
 
     Returns:
-        :class:`EvalResult`; clips that fail to load are listed in ``errors``.
+        :class:`EvalResult`; clips that fail to load are listed in ``errors``;
+        ``executed_gmacs_total`` sums the counted clips (``executed_clips``),
+        ``executed_trace_gmacs_total`` their trace GMACs.
 
     Raises:
         RuntimeError: If no clip could be evaluated.
@@ -175,21 +183,27 @@ def evaluate(
     declared = _declared_keys(method)
     errors: list[dict[str, str]] = []
     logits_all, labels_all, traces, decisions, rows = [], [], [], [], []
-    executed = 0.0
-    frames_given = 0
+    executed = executed_trace = 0.0
+    executed_clips = frames_given = 0
     batches = iterate_batches(dataset, range(len(dataset)), batch_size, errors=errors)
     total = (len(dataset) + batch_size - 1) // batch_size
-    for x, y, samples in tqdm(batches, total=total, desc=f"eval {method.card.name}", disable=not progress, leave=False):
+    counting = counted_batches(total, batch_size, count_clips) if count_executed else set()
+    for b, (x, y, samples) in enumerate(tqdm(batches, total=total, desc=f"eval {method.card.name}",
+                                             disable=not progress, leave=False)):
         x = x.to(device)
         frames_given = int(x.shape[1])
-        out, counted = _forward(method, x, knobs, count_executed)
+        count = b in counting
+        out, counted = _forward(method, x, knobs, count)
         executed += counted
         logits = out.logits.float().cpu().numpy()
         dec = out.decisions or [{} for _ in samples]
         for i, s in enumerate(samples):
             tr = out.trace[i]
             g = trace_gmacs(tr, table)
-            executed += sum(table[st.key] for st in tr if st.key in declared) if count_executed else 0.0
+            if count:
+                executed += sum(table[st.key] for st in tr if st.key in declared)
+                executed_trace += g
+                executed_clips += 1
             rows.append({
                 "id": s.id, "path": s.path, "label": int(s.label), "pred": int(np.argmax(logits[i])),
                 "gmacs": g, "frames_used": frames_used(tr), "exit": _exit_of(tr),
@@ -207,8 +221,18 @@ def evaluate(
     return EvalResult(
         logits=np.concatenate(logits_all), labels=np.concatenate(labels_all), samples=pd.DataFrame(rows),
         traces=traces, executed_gmacs_total=executed if count_executed else None, errors=errors, decisions=decisions,
-        frames_given=frames_given,
+        frames_given=frames_given, executed_clips=executed_clips, executed_trace_gmacs_total=executed_trace,
     )
+
+
+def counted_batches(n_batches: int, batch_size: int, count_clips: int | None) -> set[int]:
+    """Indices of the evaluation batches whose MACs are counted: ``ceil(count_clips / batch_size)`` of the
+    ``n_batches``, evenly spaced (batch ``round(j · n_batches / k)``); every batch when ``count_clips`` is None
+    or covers the split."""
+    if count_clips is None:
+        return set(range(n_batches))
+    k = min(n_batches, max(1, math.ceil(count_clips / batch_size)))
+    return {round(j * n_batches / k) for j in range(k)}
 
 
 def _forward(method: Method, x: torch.Tensor, knobs: Mapping[str, Any] | None, count: bool) -> tuple[Output, float]:
@@ -546,18 +570,26 @@ class _Head:
 
 
 def _loadable(dataset: Any, ok_ids: Sequence[str], k: int) -> list[int]:
-    """Indices of the first ``k`` clips that loaded during evaluation (``[0]`` when none is known)."""
-    ids = set(ok_ids)
-    out = []
+    """Indices of ``k`` clips that loaded during evaluation, evenly spaced over the dataset's order.
+
+    A dataset in class order (UCF101 lists, the generated dataset) would give
+    ``k`` clips of its first class from the first ``k`` indices; an adaptive
+    method's latency depends on content, so the latency queries cycle through
+    clips spread over the whole test split instead: the loaded clip at
+    position ``round(j · n / k)`` for ``j < k`` (``n`` loaded clips; all of them
+    when ``n <= k``).  ``[0]`` when none is known.
+    """
     entries = getattr(dataset, "entries", None)
     if entries is None:
-        return list(range(min(k, len(dataset)))) or [0]
-    for i, entry in enumerate(entries):
-        if entry.id in ids:
-            out.append(i)
-        if len(out) == k:
-            break
-    return out or [0]
+        ok = list(range(len(dataset)))
+    else:
+        ids = set(ok_ids)
+        ok = [i for i, entry in enumerate(entries) if entry.id in ids]
+    if not ok:
+        return [0]
+    if len(ok) <= k:
+        return ok
+    return [ok[round(j * len(ok) / k)] for j in range(k)]
 
 
 def _modeled_fields(method: Method, traces: list, device: str, backend: str, frames_used: float | None,
@@ -607,8 +639,8 @@ def measure_cell(
     histograms), the executed-MAC cross-check, the cost table, the static
     upper bound, optionally the ptflops cross-check and per-file decode
     times; then — when ``settings.latency`` — batch-1 single-stream latency,
-    offline FPS, peak memory and energy on the first ``settings.latency_clips``
-    clips that loaded, or, on a modeled device (``*-modeled``), the roofline
+    offline FPS, peak memory and energy on ``settings.latency_clips`` clips
+    that loaded, evenly spaced over the test split (:func:`_loadable`), or, on a modeled device (``*-modeled``), the roofline
     latency of every evaluated trace.  With ``backend="onnxruntime"`` every
     costed module runs in ONNX Runtime (control flow in Python), the executed
     MACs are counted on the torch forward with the same inputs, and
@@ -698,7 +730,8 @@ def measure_cell(
     low = backend == "torch" and precision != "fp32"  # FlopCounterMode cannot run under autocast: counted apart
     with amp():
         ev = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
-                      count_executed=settings.count_executed and not on_ort and not low, progress=progress)
+                      count_executed=settings.count_executed and not on_ort and not low,
+                      count_clips=settings.count_clips, progress=progress)
     n = len(ev.samples)
     res.num_videos = n
     res.data_errors = [{**e, "stage": "eval"} for e in ev.errors]
@@ -716,17 +749,25 @@ def measure_cell(
     for k, v in decision_histograms(ev.decisions).items():
         setattr(res, k, v)
     if ev.executed_gmacs_total is not None:
-        res.executed_gmacs_per_video = ev.executed_gmacs_total / n
+        res.executed_gmacs_per_video = ev.executed_gmacs_total / max(ev.executed_clips, 1)
+        res.executed_gmacs_clips = ev.executed_clips
+        if ev.executed_clips < n:
+            res.executed_gmacs_note = (
+                f"counted on {ev.executed_clips} of {n} test clips (evaluation batches evenly spaced over the "
+                f"split, count_clips = {settings.count_clips}); their trace GMACs/video: "
+                f"{ev.executed_trace_gmacs_total / max(ev.executed_clips, 1):.4f}")
     elif on_ort and settings.count_executed:
         ref = evaluate(method, ds, device="cpu", knobs=knobs, batch_size=settings.eval_batch_size,
                        count_executed=True)
         res.executed_gmacs_per_video = ref.executed_gmacs_total / max(len(ref.samples), 1)
+        res.executed_gmacs_clips = len(ref.samples)
         res.executed_gmacs_note = ("counted on the torch forward with the same clips and knobs "
                                    "(ONNX Runtime kernels run outside PyTorch's dispatcher)")
     elif low and settings.count_executed:
         ref = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
                        count_executed=True)
         res.executed_gmacs_per_video = ref.executed_gmacs_total / max(len(ref.samples), 1)
+        res.executed_gmacs_clips = len(ref.samples)
         res.executed_gmacs_note = (f"counted on an fp32 forward of the same clips and knobs (PyTorch's "
                                    f"FlopCounterMode does not run under autocast); an adaptive method's fp32 "
                                    f"decisions may differ from its {precision} ones")

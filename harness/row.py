@@ -168,6 +168,9 @@ class CellResult:
         "float", "measured",
         "GMACs counted while the forward ran (FlopCounterMode/2 + LSTM formulas), mean per video", **_GMACS)
     executed_gmacs_note: str | None = col("str", "measured")
+    executed_gmacs_clips: int | None = col(
+        "int", "measured", "test clips the executed MACs were counted on (MeasureSettings.count_clips; all by default)",
+        short="counted clips", fmt="count")
     frames_used: float | None = col("float", "measured", "frames actually processed per video, mean",
                                     short="frames", fmt="frames")
     frames_total: int | None = col("int", "identity", "frames available per video", short="frames", fmt="count")

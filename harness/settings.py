@@ -52,7 +52,8 @@ class MeasureSettings:
         max_duration_s: ...and at most this long, s (``≥ min_duration_s``).
         warmup_runs: Un-timed calls of every warm-up path before timing.
         latency_clips: Distinct test clips the latency queries cycle through
-            (adaptive methods' cost depends on content).
+            (adaptive methods' cost depends on content), evenly spaced over
+            the test split's order (so a class-ordered split gives every class).
         offline: Also measure offline throughput (MLPerf Offline).
         offline_batches: Batch sizes tried for offline FPS (the best is kept).
         eval_batch_size: Clips per forward during evaluation (traces are per
@@ -62,6 +63,13 @@ class MeasureSettings:
             ``--clips``.
         count_executed: Count the MACs while the forward executes
             (``FlopCounterMode``) as a cross-check of the trace sum.
+        count_clips: Count them on about this many test clips only: whole
+            evaluation batches evenly spaced over the split (``None``: every
+            clip).  ``FlopCounterMode`` sends every op through Python (measured:
+            a per-frame early-exit forward runs ~2x slower under it), so a
+            suite with many operating points counts a sample; the row's
+            ``executed_gmacs_clips`` says how many clips were counted and the
+            note gives the trace GMACs of the same clips.
         per_file: Also time decoding of every file once (``per_file`` column).
         energy: Read the platform's energy counter (NVML, RAPL, Jetson rails)
             around the latency queries, when one is readable.
@@ -98,6 +106,9 @@ class MeasureSettings:
     max_clips: int | None = field(default=None, metadata=_spec("int", "clips evaluated at most (none: all)",
                                                               minimum=1, optional=True))
     count_executed: bool = field(default=True, metadata=_spec("bool", "count executed MACs (FlopCounterMode)"))
+    count_clips: int | None = field(default=None, metadata=_spec(
+        "int", "count executed MACs on about this many clips (evenly spaced eval batches; none: all)", minimum=1,
+        optional=True))
     per_file: bool = field(default=False, metadata=_spec("bool", "time the decoding of every file"))
     energy: bool = field(default=True, metadata=_spec("bool", "read the platform energy counter"))
     crosscheck: bool = field(default=False, metadata=_spec("bool", "ptflops cross-check of static modules"))
@@ -158,6 +169,8 @@ class MeasureSettings:
         """Plain JSON-able dict of every setting (lists for tuples), as hashed into cell ids."""
         d = dataclasses.asdict(self)
         d["offline_batches"] = list(self.offline_batches)
+        if d["count_clips"] is None:  # added later: unset, it leaves older cell ids unchanged
+            del d["count_clips"]
         return d
 
     def replace(self, *, source: str = "MeasureSettings", key_names: Mapping[str, str] | None = None,

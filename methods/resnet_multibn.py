@@ -40,6 +40,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from evbench.methods.backbones import to_channels_last
+
 __all__ = ["MultiBatchNorm2d", "MultiBNResNet", "ARCHS"]
 
 #: Architectures: name -> (block, layers, pooled width).
@@ -109,6 +111,7 @@ class MultiBNResNet(ResNet):
                                   if isinstance(m, MultiBatchNorm2d) and ".downsample." in f".{name}."]
         #: ``(bank, downsample_bank)`` last applied by :meth:`set_bank` (every bank starts at 0).
         self._selected: tuple[int, int | None] = (0, None)
+        to_channels_last(self)  # as every evbench backbone (methods/backbones.py)
 
     def set_bank(self, bank: int, downsample_bank: int | None = None) -> None:
         """Select BatchNorm bank ``bank`` in every layer (``downsample_bank`` in the downsample shortcuts).
