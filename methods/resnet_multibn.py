@@ -37,10 +37,9 @@ from collections.abc import Sequence
 from functools import partial
 
 import torch
+from evbench.methods.backbones import to_channels_last
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
-
-from evbench.methods.backbones import to_channels_last
 
 __all__ = ["MultiBatchNorm2d", "MultiBNResNet", "ARCHS"]
 

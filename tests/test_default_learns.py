@@ -47,7 +47,7 @@ OPT_IN = "EVBENCH_DEFAULT_SUITE_TEST"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get(OPT_IN),
-                    reason=f"trains the whole default suite twice (two full default runs took 1012 s + 604 s on a 2-core AMD EPYC VM; its accuracy thresholds were met with this recipe there; another CPU trains with other float bits); "
+                    reason=f"trains the whole default suite twice (two full default runs took 673 s + 458 s on a 2-core AMD EPYC VM; its accuracy thresholds were met with this recipe and dataset there; another CPU trains with other float bits); "
                            f"set {OPT_IN}=1 to run it")
 def test_default_suite_learns_and_reuses_its_backbones(tmp_path):
     from evbench.harness.cli import main

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -15,6 +16,22 @@ from evbench.harness.memory import PeakMemory, process_rss_mb
 ALLOC_MIB = 200
 # Allow for pages the allocator/kernel account differently; 200 MiB is touched.
 MIN_SEEN_MIB = 190
+
+
+@pytest.fixture(autouse=True)
+def _no_collection_inside_the_measured_blocks():
+    """Collect earlier tests' garbage first and keep the cyclic GC off while a test runs.
+
+    In the full suite a collection during a block can free hundreds of MiB
+    that earlier tests left in reference cycles, cancelling the RSS growth the
+    block is meant to show (seen once: ``delta_rss_mb`` 0.0 for a 200 MiB array).
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def touched_array(mib: int = ALLOC_MIB) -> np.ndarray:
