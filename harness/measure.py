@@ -640,8 +640,9 @@ def measure_cell(
     upper bound, optionally the ptflops cross-check and per-file decode
     times; then — when ``settings.latency`` — batch-1 single-stream latency,
     offline FPS, peak memory and energy on ``settings.latency_clips`` clips
-    that loaded, evenly spaced over the test split (:func:`_loadable`), or, on a modeled device (``*-modeled``), the roofline
-    latency of every evaluated trace.  With ``backend="onnxruntime"`` every
+    that loaded, evenly spaced over the test split (:func:`_loadable`), or,
+    on a modeled device (``*-modeled``), the roofline latency of every
+    evaluated trace.  With ``backend="onnxruntime"`` every
     costed module runs in ONNX Runtime (control flow in Python), the executed
     MACs are counted on the torch forward with the same inputs, and
     ``max_abs_logit_diff``/``decisions_match`` compare it to torch eager;

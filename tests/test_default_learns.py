@@ -23,13 +23,13 @@ EARLY_EXIT = ("rsee", "tlee", "frameexit", "dyngrid")
 def _reduced_suite(tmp_path: Path) -> Path:
     text = (resources.files("evbench.bench") / "suites" / "default.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
-    head, _, rest = text.partition("[measure]")
+    head, _, rest = text.partition("\n[measure]\n")  # the table's own line, not a comment naming it
     _, _, methods = rest.partition("[[methods]]")
     assert data["dataset"] == "generated" and methods
     measure = ("[measure]\nlatency = false\noffline = false\nbreakdown = false\n"
                f"eval_batch_size = {data['measure'].get('eval_batch_size', 8)}\n\n")
     path = tmp_path / "reduced.toml"
-    path.write_text(head.replace('name = "default"', 'name = "default-reduced"') + measure + "[[methods]]" + methods,
+    path.write_text(head.replace('name = "default"', 'name = "default-reduced"') + "\n" + measure + "[[methods]]" + methods,
                     encoding="utf-8")
     return path
 
