@@ -7,9 +7,10 @@ batch-64 inference p50 and one training step (forward, backward, Adam) of
 resnet10 at 112 px, each as the ratio channels-last / contiguous.  On an idle
 2-core AMD EPYC (2026-12-03, torch 2.14, 2 threads) this bench gave 0.88 at
 batch 1, 0.68 at batch 64 and 0.67 per training step; the default suite's
-fresh run went from 875 s to 734 s with the layout alone.  The check fails when channels-last stops being faster than
-contiguous by a clear margin (ratio ≥ 1.05), i.e. a torch/oneDNN update
-lost the NHWC kernels the layout relies on.
+fresh run went from 875 s to 734 s with the layout alone.  The check fails
+when channels-last stops being faster than contiguous by a clear margin
+(ratio ≥ 1.05), i.e. a torch/oneDNN update lost the NHWC kernels the layout
+relies on.
 """
 
 from __future__ import annotations

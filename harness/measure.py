@@ -231,8 +231,15 @@ def counted_batches(n_batches: int, batch_size: int, count_clips: int | None) ->
     or covers the split."""
     if count_clips is None:
         return set(range(n_batches))
-    k = min(n_batches, max(1, math.ceil(count_clips / batch_size)))
-    return {round(j * n_batches / k) for j in range(k)}
+    return set(_spread(n_batches, max(1, math.ceil(count_clips / batch_size))))
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` positions of ``range(n)`` evenly spaced from the first, ``round(j · n / k)`` (all ``n`` when
+    ``k >= n``): the latency clips and the counted evaluation batches."""
+    if k >= n:
+        return list(range(n))
+    return [round(j * n / k) for j in range(k)]
 
 
 def _forward(method: Method, x: torch.Tensor, knobs: Mapping[str, Any] | None, count: bool) -> tuple[Output, float]:
@@ -587,9 +594,7 @@ def _loadable(dataset: Any, ok_ids: Sequence[str], k: int) -> list[int]:
         ok = [i for i, entry in enumerate(entries) if entry.id in ids]
     if not ok:
         return [0]
-    if len(ok) <= k:
-        return ok
-    return [ok[round(j * len(ok) / k)] for j in range(k)]
+    return [ok[i] for i in _spread(len(ok), k)]
 
 
 def _modeled_fields(method: Method, traces: list, device: str, backend: str, frames_used: float | None,
@@ -749,29 +754,23 @@ def measure_cell(
             setattr(res, k, v)
     for k, v in decision_histograms(ev.decisions).items():
         setattr(res, k, v)
-    if ev.executed_gmacs_total is not None:
-        res.executed_gmacs_per_video = ev.executed_gmacs_total / max(ev.executed_clips, 1)
-        res.executed_gmacs_clips = ev.executed_clips
-        if ev.executed_clips < n:
-            res.executed_gmacs_note = (
-                f"counted on {ev.executed_clips} of {n} test clips (evaluation batches evenly spaced over the "
-                f"split, count_clips = {settings.count_clips}); their trace GMACs/video: "
-                f"{ev.executed_trace_gmacs_total / max(ev.executed_clips, 1):.4f}")
-    elif on_ort and settings.count_executed:
-        ref = evaluate(method, ds, device="cpu", knobs=knobs, batch_size=settings.eval_batch_size,
-                       count_executed=True)
-        res.executed_gmacs_per_video = ref.executed_gmacs_total / max(len(ref.samples), 1)
-        res.executed_gmacs_clips = len(ref.samples)
-        res.executed_gmacs_note = ("counted on the torch forward with the same clips and knobs "
-                                   "(ONNX Runtime kernels run outside PyTorch's dispatcher)")
-    elif low and settings.count_executed:
-        ref = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
-                       count_executed=True)
-        res.executed_gmacs_per_video = ref.executed_gmacs_total / max(len(ref.samples), 1)
-        res.executed_gmacs_clips = len(ref.samples)
-        res.executed_gmacs_note = (f"counted on an fp32 forward of the same clips and knobs (PyTorch's "
-                                   f"FlopCounterMode does not run under autocast); an adaptive method's fp32 "
-                                   f"decisions may differ from its {precision} ones")
+    counted, how = ev, None  # the evaluation whose forwards were counted, and how, if not this one
+    if ev.executed_gmacs_total is None and settings.count_executed and (on_ort or low):
+        counted = evaluate(method if on_ort else measured, ds, device="cpu" if on_ort else run_device, knobs=knobs,
+                           batch_size=settings.eval_batch_size, count_executed=True, count_clips=settings.count_clips)
+        how = ("counted on the torch forward with the same clips and knobs "
+               "(ONNX Runtime kernels run outside PyTorch's dispatcher)" if on_ort else
+               f"counted on an fp32 forward of the same clips and knobs (PyTorch's FlopCounterMode does not run "
+               f"under autocast); an adaptive method's fp32 decisions may differ from its {precision} ones")
+    if counted.executed_gmacs_total is not None:
+        k = max(counted.executed_clips, 1)
+        res.executed_gmacs_per_video = counted.executed_gmacs_total / k
+        res.executed_gmacs_clips = counted.executed_clips
+        subset = (f"counted on {counted.executed_clips} of {len(counted.samples)} test clips (evaluation batches "
+                  f"evenly spaced over the split, count_clips = {settings.count_clips}); their trace GMACs/video: "
+                  f"{counted.executed_trace_gmacs_total / k:.4f}"
+                  if counted.executed_clips < len(counted.samples) else None)
+        res.executed_gmacs_note = "; ".join(part for part in (how, subset) if part) or None
     res.decode_ms_mean = float(ev.samples["decode_ms"].mean())
     res.preprocess_ms_mean = float(ev.samples["preprocess_ms"].mean())
     res.cache_hit_fraction = float(ev.samples["cached"].mean())
