@@ -172,6 +172,8 @@ class TrainReport:
         threads: torch intra-op threads during training (with the seed, what
             fixes the weights bit for bit: another thread count can change
             float summation order).
+        frozen_memo: What the memo of frozen backbones did
+            (:meth:`evbench.harness.frozen_memo.MemoStats.to_dict`: samples served and computed, per module).
     """
 
     seconds: float = 0.0
@@ -181,6 +183,7 @@ class TrainReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     threads: int = 0
     val_clips: int = 0
+    frozen_memo: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -333,11 +336,29 @@ def train_method(
 def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: str | torch.device,
            progress: bool, skip_stages: tuple[str, ...] = ()) -> TrainReport:
     """The epochs of :func:`train_method` (seeded, deterministic algorithms on)."""
-    from tqdm.auto import tqdm
+
+    from evbench.harness.frozen_memo import FrozenMemo, slot_modules
 
     report = TrainReport(threads=torch.get_num_threads())
     t0 = time.perf_counter()
     method.to(device)
+    slots = slot_modules(method)
+    memo = FrozenMemo(slots)
+    with memo:
+        _run_stages(method, dataset, spec, report, memo, slots, t0=t0, device=device, progress=progress,
+                    skip_stages=skip_stages)
+    report.frozen_memo = memo.stats.to_dict()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _run_stages(method: Method, dataset: Sequence[Any], spec: TrainSpec, report: TrainReport, memo: Any,
+                slots: dict[str, torch.nn.Module], *, t0: float, device: str | torch.device, progress: bool,
+                skip_stages: tuple[str, ...]) -> None:
+    """Every stage's epochs, with the slot modules the stage does not train served by ``memo``."""
+    from evbench.harness.frozen_memo import frozen_in
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng(spec.seed)
     fit, val = validation_split(dataset, spec.val_fraction)
     report.val_clips = len(val)
@@ -347,6 +368,8 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
         params = method.stage_parameters(stage)
         if not params:
             continue
+        frozen = frozen_in(slots, params)
+        memo.activate(frozen)
         opt = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
         n_epochs = method.stage_epochs(stage, spec.epochs)
         for epoch in range(n_epochs):
@@ -377,11 +400,11 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
                 raise RuntimeError(f"no training clip could be loaded ({len(report.skipped)} failed)")
             log = {"stage": stage, "epoch": epoch, "lr": lr, **{k: v / n_batches for k, v in sums.items()}}
             if val:
+                memo.activate(())  # validation is inference as measured: nothing served from the memo
                 log.update(validation_metrics(method, dataset, val, device=device, batch_size=spec.batch_size))
+                memo.activate(frozen)
             log["seconds"] = time.perf_counter() - t0
             report.logs.append(log)
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 def validation_split(dataset: Sequence[Any], fraction: float) -> tuple[list[int], list[int]]:
