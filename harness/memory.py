@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 import torch
 
-__all__ = ["MIB", "PeakMemory", "process_rss_mb"]
+__all__ = ["MIB", "PeakMemory", "process_rss_mb", "release_free_heap"]
 
 MIB = float(2**20)
 """Bytes per MiB; every ``*_mb`` value in this module is bytes / MIB."""
@@ -57,6 +57,27 @@ def process_rss_mb() -> float:
         RSS in MiB (2**20 bytes), from ``psutil.Process().memory_info().rss``.
     """
     return _process().memory_info().rss / MIB
+
+
+def release_free_heap() -> bool:
+    """Hand the C heap's free memory back to the system (glibc ``malloc_trim(0)``), so RSS drops after a big free.
+
+    Called after the training memo (:mod:`evbench.harness.frozen_memo`) frees
+    its outputs, so that a later cell's peak RSS does not carry them.
+
+    Returns:
+        True if memory was released; False where there is no glibc (macOS,
+        musl) or nothing could be released.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def _read_hwm_mb() -> float | None:

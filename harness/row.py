@@ -297,6 +297,10 @@ class CellResult:
     backbone_train_s: float | None = col("float", "run", "s, wall time of training cached backbones for this "
                                          "cell (0 when all reused; included in train_s)", short="s", fmt="seconds")
     train_last_epoch: list | None = col("list", "run")
+    # harness/frozen_memo.py: what the memo of frozen backbones did in this cell's own training stages
+    # ({hits, misses, hit_fraction, passthrough, invalidated, stored_mib, modules: {path: {hits, misses}}});
+    # None when not trained here
+    train_memo: dict | None = col("dict", "run")
     train_data: str | None = col("str", "run")
     checkpoint: str | None = col("str", "run")
     # training.run_seeds(): {init, train, data_order, tsn_offsets, carve_out, bootstrap: int | None (None: that

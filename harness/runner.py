@@ -201,7 +201,7 @@ def _trained(cell: Cell, method: Method, ctx: RunContext, class_names: Sequence[
     return {"trained": True, "train_s": report.seconds + (pre.train_s if pre is not None else 0.0),
             "checkpoint": str(ckpt), "train_reused": False,
             "train_clips": len(train_ds), "train_threads": report.threads,
-            "train_logs": report.logs[-1:] if report.logs else [],
+            "train_logs": report.logs[-1:] if report.logs else [], "train_memo": report.frozen_memo or None,
             "backbone_reused": pre.reused if pre is not None else None,
             "backbone_keys": pre.keys if pre is not None else None,
             "backbone_train_s": pre.train_s if pre is not None else None}, report.skipped
@@ -274,7 +274,7 @@ def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     res.dataset_source, res.dataset_split = cell.test_data, cell.test_split
     res.train_s, res.train_reused, res.checkpoint = info.get("train_s"), info.get("train_reused"), info.get("checkpoint")
     res.backbone_reused, res.backbone_keys = info.get("backbone_reused"), info.get("backbone_keys")
-    res.backbone_train_s = info.get("backbone_train_s")
+    res.backbone_train_s, res.train_memo = info.get("backbone_train_s"), info.get("train_memo")
     res.train_seconds_original, res.train_clips = info.get("train_seconds_original"), info.get("train_clips")
     if info["trained"]:
         res.train_last_epoch, res.train_data = info.get("train_logs"), cell.train_data

@@ -6,6 +6,12 @@ it optimises ``method.stage_parameters(stage)`` with Adam for
 ``method.training_loss(x, y, stage=stage, epoch=e)``.  It reads the *train*
 split only; a bad clip is skipped and recorded, never fatal.
 
+Modules a stage does not train — the cached backbones named by the method's
+``backbone_slots`` — are served through :class:`evbench.harness.frozen_memo.FrozenMemo`
+while they run frozen (eval mode, no gradients): a frame seen in an earlier
+epoch or stage is not computed again (LiteEval's pre-extracted features, for
+every method); :attr:`TrainReport.frozen_memo` says what it served.
+
 Checkpoints hold the state_dict plus the build configuration and are read back
 with ``torch.load(weights_only=True)``.
 
@@ -400,7 +406,7 @@ def _run_stages(method: Method, dataset: Sequence[Any], spec: TrainSpec, report:
                 raise RuntimeError(f"no training clip could be loaded ({len(report.skipped)} failed)")
             log = {"stage": stage, "epoch": epoch, "lr": lr, **{k: v / n_batches for k, v in sums.items()}}
             if val:
-                memo.activate(())  # validation is inference as measured: nothing served from the memo
+                memo.activate({})  # validation is inference as measured: nothing served from the memo
                 log.update(validation_metrics(method, dataset, val, device=device, batch_size=spec.batch_size))
                 memo.activate(frozen)
             log["seconds"] = time.perf_counter() - t0
