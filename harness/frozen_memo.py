@@ -36,7 +36,8 @@ installed by :func:`evbench.harness.training.train_method` only.
 
 Memory: entries are stored up to ``max_mib`` (then the memo only serves what it
 holds) and freed, with the heap handed back to the system, when training ends.
-In the default suite the largest was about 0.6 GB (TLEE's stage outputs).
+In the default suite the largest was 0.5 GB (DynGrid's stage outputs; TLEE 0.27 GB,
+the others under 30 MB); 38–70 % of the frozen calls' samples were served.
 
 Measured side by side (2-core AMD EPYC, 2026-12-03, default suite, cached
 backbones): the methods' own stages took 184 s with the memo and 275 s without
