@@ -140,8 +140,12 @@ class FrozenMemo:
         self.entries = [_Entry(k, m) for k, m in modules.items()
                         if id(m) not in seen and not seen.add(id(m))]  # each module once, in order
         self.max_bytes = int(max_mib * 2**20)
-        self.stored_bytes = 0
         self.stats = MemoStats()
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the outputs stored now (every module's)."""
+        return sum(e.nbytes for e in self.entries)
 
     def __enter__(self) -> FrozenMemo:
         for entry in self.entries:
@@ -155,9 +159,10 @@ class FrozenMemo:
                 entry.module.__dict__.pop("forward", None)  # back to the class's forward
             else:
                 entry.module.forward = entry.previous
-            entry.outputs.clear()
         freed = self.stored_bytes
-        self.stored_bytes = 0
+        for entry in self.entries:
+            entry.outputs.clear()
+            entry.nbytes = 0
         if freed:
             from evbench.harness.memory import release_free_heap
 
@@ -188,7 +193,6 @@ class FrozenMemo:
             if entry.outputs:
                 self.stats.invalidated += 1
                 entry.outputs.clear()
-            self.stored_bytes -= entry.nbytes
             entry.nbytes = 0
             entry.version = version
         keys = _sample_keys(x, extra)
@@ -203,8 +207,8 @@ class FrozenMemo:
             entry.memory_format = (torch.channels_last if out.dim() == 4 and not out.is_contiguous()
                                    and out.is_contiguous(memory_format=torch.channels_last)
                                    else torch.contiguous_format)
-            self._store(entry, [keys[i] for i in miss], out)
-            self.stats.count(entry.name, 0, len(miss))
+            self._store(entry, keys, out)
+            self.stats.count(entry.name, 0, len(keys))
             return out
         if miss:
             fresh = forward(x[miss], *args, **kwargs)
@@ -220,7 +224,6 @@ class FrozenMemo:
         if self.stored_bytes + size > self.max_bytes:
             return None
         copy = out.detach().clone()
-        self.stored_bytes += size
         entry.nbytes += size
         self.stats.stored_mib = max(self.stats.stored_mib, self.stored_bytes / 2**20)
         for j, k in enumerate(keys):

@@ -38,11 +38,14 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from evbench.harness.api import Method
+
+if TYPE_CHECKING:
+    from evbench.harness.frozen_memo import FrozenMemo
 
 __all__ = ["TrainSpec", "TrainReport", "train_method", "save_checkpoint", "load_checkpoint",
            "load_checkpoint_into", "iterate_batches", "LR_SCHEDULES", "epoch_lr",
@@ -342,7 +345,6 @@ def train_method(
 def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: str | torch.device,
            progress: bool, skip_stages: tuple[str, ...] = ()) -> TrainReport:
     """The epochs of :func:`train_method` (seeded, deterministic algorithms on)."""
-
     from evbench.harness.frozen_memo import FrozenMemo, slot_modules
 
     report = TrainReport(threads=torch.get_num_threads())
@@ -358,7 +360,7 @@ def _train(method: Method, dataset: Sequence[Any], spec: TrainSpec, *, device: s
     return report
 
 
-def _run_stages(method: Method, dataset: Sequence[Any], spec: TrainSpec, report: TrainReport, memo: Any,
+def _run_stages(method: Method, dataset: Sequence[Any], spec: TrainSpec, report: TrainReport, memo: FrozenMemo,
                 slots: dict[str, torch.nn.Module], *, t0: float, device: str | torch.device, progress: bool,
                 skip_stages: tuple[str, ...]) -> None:
     """Every stage's epochs, with the slot modules the stage does not train served by ``memo``."""
