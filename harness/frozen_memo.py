@@ -31,8 +31,11 @@ Anything else runs the module as usual.  A module is assumed to treat the
 samples of a batch independently (true of every backbone in eval mode); the
 output of a sample can still differ in the last float bits from the one it
 would get in another batch, because oneDNN's kernels depend on the batch size.
-Latency, evaluation and executed-MAC counting never go through the memo: it is
-installed by :func:`evbench.harness.training.train_method` only.
+It is installed by :func:`evbench.harness.training.train_method`, and around
+the uncounted evaluation batches of a run's cells by
+:class:`evbench.harness.eval_memo.EvalMemoStore`, which keeps the outputs on
+disk between cells (:meth:`FrozenMemo.preload`, :meth:`FrozenMemo.export`).
+Latency, the breakdown and executed-MAC counting never go through it.
 
 Memory: entries are stored up to ``max_mib`` (then the memo only serves what it
 holds) and freed, with the heap handed back to the system, when training ends.
@@ -55,7 +58,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FrozenMemo", "MemoStats", "DEFAULT_MAX_MIB", "slot_modules", "frozen_in"]
+__all__ = ["FrozenMemo", "MemoStats", "DEFAULT_MAX_MIB", "slot_modules", "frozen_in", "weights_digest",
+           "StoredOutputs"]
 
 #: Default cap of the stored outputs, MiB.
 DEFAULT_MAX_MIB = 3072
@@ -97,6 +101,21 @@ class MemoStats:
                 "stored_mib": round(self.stored_mib, 1), "modules": {k: dict(v) for k, v in self.modules.items()}}
 
 
+@dataclass
+class StoredOutputs:
+    """One module's stored outputs, as :meth:`FrozenMemo.export` gives and :meth:`FrozenMemo.preload` takes them.
+
+    Attributes:
+        outputs: Sample key -> output row (``(...)``, one sample of the module's ``(N, ...)`` output).
+        channels_last: The module returns channels-last ``(N, C, H, W)`` batches (served batches keep that layout).
+        added: Samples stored since the memo was created or preloaded (0: nothing new to keep).
+    """
+
+    outputs: dict[tuple[Any, ...], torch.Tensor]
+    channels_last: bool = False
+    added: int = 0
+
+
 class _Entry:
     """One memoised module: its stored outputs and the state version they belong to."""
 
@@ -109,6 +128,7 @@ class _Entry:
         self.disabled = False
         self.active = True
         self.nbytes = 0
+        self.added = 0  # samples stored since the entry was created or preloaded
         self.previous = module.__dict__.get("forward")  # an instance-level forward already set, restored on exit
 
     def state_version(self) -> int:
@@ -174,6 +194,36 @@ class FrozenMemo:
         for entry in self.entries:
             entry.active = id(entry.module) in keep
 
+    def preload(self, stored: Mapping[str, StoredOutputs]) -> None:
+        """Start the named modules from stored outputs (:meth:`export` of a memo of the same weights).
+
+        The caller vouches that each module computes what the stored outputs
+        came from (:class:`evbench.harness.eval_memo.EvalMemoStore` keys them
+        by :func:`weights_digest`); from here on the usual ``_version`` check
+        guards them.  Outputs over the cap are not loaded.
+
+        Args:
+            stored: Module name -> its stored outputs.
+        """
+        for entry in self.entries:
+            dump = stored.get(entry.name)
+            if dump is None or not dump.outputs:
+                continue
+            entry.version = entry.state_version()
+            entry.memory_format = torch.channels_last if dump.channels_last else torch.contiguous_format
+            for key, t in dump.outputs.items():
+                size = t.numel() * t.element_size()
+                if self.stored_bytes + size > self.max_bytes:
+                    break
+                entry.outputs[key] = t
+                entry.nbytes += size
+            self.stats.stored_mib = max(self.stats.stored_mib, self.stored_bytes / 2**20)
+
+    def export(self) -> dict[str, StoredOutputs]:
+        """Module name -> its stored outputs (with the samples added since creation or preload), inside the block."""
+        return {e.name: StoredOutputs(dict(e.outputs), e.memory_format is torch.channels_last, e.added)
+                for e in self.entries if e.outputs}
+
     def _wrap(self, entry: _Entry, forward: Any) -> Any:
         def memo_forward(x: Any, *args: Any, **kwargs: Any) -> Any:
             extra = _extra_key(args, kwargs)
@@ -193,7 +243,7 @@ class FrozenMemo:
             if entry.outputs:
                 self.stats.invalidated += 1
                 entry.outputs.clear()
-            entry.nbytes = 0
+            entry.nbytes = entry.added = 0
             entry.version = version
         keys = _sample_keys(x, extra)
         found = [entry.outputs.get(k) for k in keys]
@@ -225,6 +275,7 @@ class FrozenMemo:
             return None
         copy = out.detach().clone()
         entry.nbytes += size
+        entry.added += len(keys)
         self.stats.stored_mib = max(self.stats.stored_mib, self.stored_bytes / 2**20)
         for j, k in enumerate(keys):
             entry.outputs[k] = copy[j]
@@ -283,3 +334,23 @@ def frozen_in(modules: Mapping[str, nn.Module], params: Iterable[nn.Parameter]) 
     """The entries of ``modules`` none of whose parameters is in ``params`` (a stage's optimiser)."""
     trained = {id(p) for p in params}
     return {k: m for k, m in modules.items() if not any(id(p) in trained for p in m.parameters())}
+
+
+def weights_digest(module: nn.Module) -> str:
+    """BLAKE2b digest of what a module computes: its class, its ``repr`` (layer settings) and its state.
+
+    Two modules with the same digest compute the same function of their
+    inputs (for modules whose forward depends only on these: every backbone
+    here).  The state is every ``state_dict`` entry's name, shape, dtype and
+    bytes (parameters and buffers, BatchNorm statistics included).
+
+    Returns:
+        32 hex digits.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{type(module).__module__}.{type(module).__qualname__}\n{module!r}".encode())
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()

@@ -13,13 +13,14 @@ return plain dicts whose keys are column names of :class:`~evbench.harness.row.C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,9 @@ from evbench.harness.costs import (
 from evbench.harness.row import CellResult
 from evbench.harness.settings import DEFAULT_SETTINGS, MeasureSettings
 from evbench.harness.training import iterate_batches
+
+if TYPE_CHECKING:
+    from evbench.harness.eval_memo import EvalMemoStore
 
 __all__ = [
     "EvalResult", "evaluate", "trace_stats", "count_profile", "profile", "frames_used", "measure_cell",
@@ -633,7 +637,7 @@ def measure_cell(
     method: Method, dataset: Sequence[Any], settings: MeasureSettings = DEFAULT_SETTINGS, *,
     knobs: Mapping[str, Any] | None = None, device: str = "cpu", backend: str = "torch",
     providers: Sequence[str] | None = None, bundle_dir: str | None = None, trained: bool = False,
-    progress: bool = False,
+    progress: bool = False, eval_memo: EvalMemoStore | None = None,
 ) -> CellResult:
     """Measure one method at one operating point on one dataset: the one path every result row takes.
 
@@ -676,6 +680,9 @@ def measure_cell(
         trained: Whether the weights are trained on this data's train split;
             accuracy is measured only then (untrained accuracy is chance).
         progress: Progress bar during evaluation.
+        eval_memo: Serve the evaluation's backbone slots the outputs earlier
+            cells of the run stored (:class:`evbench.harness.eval_memo.EvalMemoStore`;
+            torch backend only, freed before the timed phase); ``None``: compute every call.
 
     Returns:
         The :class:`~evbench.harness.row.CellResult` with every identity,
@@ -734,10 +741,12 @@ def measure_cell(
 
     cost_table(measured)  # cached on the method: fvcore's jit trace cannot run under autocast (cast weights)
     low = backend == "torch" and precision != "fp32"  # FlopCounterMode cannot run under autocast: counted apart
-    with amp():
+    serving = eval_memo.serving(measured) if eval_memo is not None and not on_ort else contextlib.nullcontext()
+    with amp(), serving as memo:  # the memo is freed here, before the timed phase
         ev = evaluate(measured, ds, device=run_device, knobs=knobs, batch_size=settings.eval_batch_size,
                       count_executed=settings.count_executed and not on_ort and not low,
                       count_clips=settings.count_clips, progress=progress)
+    res.eval_memo = memo.stats.to_dict() if memo is not None else None
     n = len(ev.samples)
     res.num_videos = n
     res.data_errors = [{**e, "stage": "eval"} for e in ev.errors]

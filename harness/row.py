@@ -301,6 +301,10 @@ class CellResult:
     # ({hits, misses, hit_fraction, passthrough, invalidated, stored_mib, modules: {path: {hits, misses}}});
     # None when not trained here
     train_memo: dict | None = col("dict", "run")
+    # harness/eval_memo.py: what the frozen-backbone outputs stored by earlier cells served in this cell's
+    # uncounted evaluation batches (same keys as train_memo); None when not memoised (no backbone slots,
+    # ONNX Runtime, or measured outside a run)
+    eval_memo: dict | None = col("dict", "run")
     train_data: str | None = col("str", "run")
     checkpoint: str | None = col("str", "run")
     # training.run_seeds(): {init, train, data_order, tsn_offsets, carve_out, bootstrap: int | None (None: that

@@ -33,6 +33,7 @@ from typing import Any
 from evbench.harness.api import Method
 from evbench.harness.devices.modeled import is_modeled_device
 from evbench.harness.env import fingerprint
+from evbench.harness.eval_memo import EvalMemoStore
 from evbench.harness.executors import CellScheduler, SerialExecutor, split_device, submit_cells
 from evbench.harness.measure import measure_cell
 from evbench.harness.registry import create_method, method_card
@@ -74,6 +75,8 @@ class RunContext:
         frame_memos: Decoded frames of training clips, per ``(source, split, size)``
             (:attr:`evbench.harness.data.datasets.VideoDataset.frame_memo`), shared by
             the training datasets of every ``T``.
+        eval_memo: Frozen-backbone outputs of the test clips, on disk between cells
+            (:mod:`evbench.harness.eval_memo`); removed when the run ends.
     """
 
     out: Path
@@ -82,6 +85,7 @@ class RunContext:
     gmacs_per_frame: float | None = None
     datasets: dict[tuple, Any] = field(default_factory=dict)
     frame_memos: dict[tuple, dict] = field(default_factory=dict)
+    eval_memo: EvalMemoStore = field(default_factory=EvalMemoStore)
 
     def dataset(self, source: str, *, split: str, frames: int, size: int, train: bool) -> Any:
         """Open (memoised) ``source`` for ``split`` sampled at ``frames`` × ``size`` px."""
@@ -267,7 +271,7 @@ def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     modeled = is_modeled_device(cell.device)
     res = measure_cell(method, test_ds, cell.measure, knobs=cell.knobs,
                        device=cell.device if modeled else _run_device(cell), backend=cell.backend,
-                       trained=bool(info["trained"]), progress=ctx.progress)
+                       trained=bool(info["trained"]), progress=ctx.progress, eval_memo=ctx.eval_memo)
     res.cell_id, res.suite, res.label, res.config = cell.id, cell.suite, cell.label, cell.config
     res.method, res.device = cell.method, cell.device
     res.overrides, res.applied_overrides = cell.overrides, applied
@@ -436,6 +440,7 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
         raise
     finally:
         bar.close()
+        ctx.eval_memo.close()  # the stored test-clip outputs are this run's only
     return summary
 
 
