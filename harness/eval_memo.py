@@ -20,8 +20,9 @@ writes the new outputs back.
   float bits a different batch composition gives (oneDNN's kernels depend on
   the batch size, so evaluation batches differ in those bits anyway).
 * **Not resident while timing.** Between evaluations the outputs live in
-  files (``<digest>.pt`` in a temporary folder of the run, removed by
-  :meth:`close`), not in memory: the memo is freed, and the heap handed back
+  files (``<digest>.pt`` in the run directory's ``.eval-memo``, removed when
+  the run ends; a killed run's files stay valid for ``--resume``, being
+  content-addressed), not in memory: the memo is freed, and the heap handed back
   (:func:`evbench.harness.memory.release_free_heap`), before the cell's
   timed phase, so ``peak_rss_mb`` does not carry it.  Latency, the breakdown
   and the upper bound never go through it.
@@ -43,33 +44,36 @@ import torch
 from evbench.harness.frozen_memo import FrozenMemo, StoredOutputs, slot_modules, weights_digest
 from torch import nn
 
-__all__ = ["EvalMemoStore", "EVAL_MEMO_MAX_MIB"]
+__all__ = ["EvalMemoStore", "EVAL_MEMO_MAX_MIB", "EVAL_MEMO_DIR"]
 
 #: Cap of the outputs one cell's evaluation holds in memory, MiB (the rest computes as usual).
 EVAL_MEMO_MAX_MIB = 1024
+
+#: The store's folder inside a run directory (removed when the run ends; a killed run's is still valid).
+EVAL_MEMO_DIR = ".eval-memo"
 
 
 class EvalMemoStore:
     """Serve a run's evaluations the frozen-backbone outputs earlier cells computed (module docstring).
 
-    Picklable (it holds a folder name only), so a parallel executor's worker
-    opens its own folder on its node.
+    Picklable (it holds a folder name only): a parallel executor's workers
+    read and write the same folder (writes are atomic), and the run removes
+    it when it ends (:meth:`close`).
 
     Args:
-        root: Folder of the stored outputs (``None``: a temporary folder made on first use).
+        root: Folder of the stored outputs, the store's own (:meth:`close` removes it); ``None``: a
+            temporary folder made on first use.
         max_mib: Cap of the outputs one evaluation holds in memory, MiB.
     """
 
     def __init__(self, root: str | os.PathLike | None = None, *, max_mib: float = EVAL_MEMO_MAX_MIB) -> None:
         self.root = Path(root) if root is not None else None
         self.max_mib = max_mib
-        self._owned = root is None
 
     def _folder(self) -> Path:
-        if self.root is None or not self.root.exists():
-            if self.root is None:
-                self.root = Path(tempfile.mkdtemp(prefix="evbench-eval-memo-"))
-            self.root.mkdir(parents=True, exist_ok=True)
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="evbench-eval-memo-"))
+        self.root.mkdir(parents=True, exist_ok=True)
         return self.root
 
     @contextlib.contextmanager
@@ -114,20 +118,18 @@ class EvalMemoStore:
         path = self._path(digest)
         data: dict[str, Any] = {"keys": list(dump.outputs), "rows": list(dump.outputs.values()),
                                 "channels_last": dump.channels_last}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+        except OSError:
+            return  # read-only or full disk: the next cell computes
         try:
             torch.save(data, tmp)
             os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
         except OSError:
-            Path(tmp).unlink(missing_ok=True)  # disk full or read-only: the next cell computes
+            Path(tmp).unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Remove the stored outputs (the folder too when the store made it)."""
-        if self.root is not None and self.root.exists():
-            if self._owned:
-                shutil.rmtree(self.root, ignore_errors=True)
-                self.root = None
-            else:
-                for f in self.root.glob("*.pt"):
-                    f.unlink(missing_ok=True)
+        """Remove the stored outputs and the store's folder."""
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -33,7 +33,7 @@ from typing import Any
 from evbench.harness.api import Method
 from evbench.harness.devices.modeled import is_modeled_device
 from evbench.harness.env import fingerprint
-from evbench.harness.eval_memo import EvalMemoStore
+from evbench.harness.eval_memo import EVAL_MEMO_DIR, EvalMemoStore
 from evbench.harness.executors import CellScheduler, SerialExecutor, split_device, submit_cells
 from evbench.harness.measure import measure_cell
 from evbench.harness.registry import create_method, method_card
@@ -76,7 +76,9 @@ class RunContext:
             (:attr:`evbench.harness.data.datasets.VideoDataset.frame_memo`), shared by
             the training datasets of every ``T``.
         eval_memo: Frozen-backbone outputs of the test clips, on disk between cells
-            (:mod:`evbench.harness.eval_memo`); removed when the run ends.
+            (:mod:`evbench.harness.eval_memo`); :func:`run_cells` keeps them in the run
+            directory's ``.eval-memo`` (every executor's workers share it) and removes it when
+            the run ends.
     """
 
     out: Path
@@ -366,7 +368,8 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
     if store.path.exists() and store.rows() and not resume:
         raise FileExistsError(f"{out} already holds results; pass --resume to continue it or choose another --out")
     finished = store.finished_ids() if resume else set()
-    ctx = RunContext(out=Path(out), cache_dir=cache_dir, progress=progress, gmacs_per_frame=gmacs_per_frame)
+    ctx = RunContext(out=Path(out), cache_dir=cache_dir, progress=progress, gmacs_per_frame=gmacs_per_frame,
+                     eval_memo=EvalMemoStore(Path(out) / EVAL_MEMO_DIR))
     executor = executor or SerialExecutor()
     summary = RunSummary()
     unique = list({c.id: c for c in cells}.values())
