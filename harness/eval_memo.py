@@ -61,20 +61,13 @@ class EvalMemoStore:
     it when it ends (:meth:`close`).
 
     Args:
-        root: Folder of the stored outputs, the store's own (:meth:`close` removes it); ``None``: a
-            temporary folder made on first use.
+        root: Folder of the stored outputs, the store's own (made on the first write; :meth:`close` removes it).
         max_mib: Cap of the outputs one evaluation holds in memory, MiB.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, *, max_mib: float = EVAL_MEMO_MAX_MIB) -> None:
-        self.root = Path(root) if root is not None else None
+    def __init__(self, root: str | os.PathLike, *, max_mib: float = EVAL_MEMO_MAX_MIB) -> None:
+        self.root = Path(root)
         self.max_mib = max_mib
-
-    def _folder(self) -> Path:
-        if self.root is None:
-            self.root = Path(tempfile.mkdtemp(prefix="evbench-eval-memo-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        return self.root
 
     @contextlib.contextmanager
     def serving(self, method: nn.Module) -> Iterator[FrozenMemo | None]:
@@ -101,7 +94,7 @@ class EvalMemoStore:
                     self._save(digests[name], dump)
 
     def _path(self, digest: str) -> Path:
-        return self._folder() / f"{digest}.pt"
+        return self.root / f"{digest}.pt"
 
     def _load(self, digest: str) -> StoredOutputs | None:
         path = self._path(digest)
@@ -119,7 +112,8 @@ class EvalMemoStore:
         data: dict[str, Any] = {"keys": list(dump.outputs), "rows": list(dump.outputs.values()),
                                 "channels_last": dump.channels_last}
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
             os.close(fd)
         except OSError:
             return  # read-only or full disk: the next cell computes
@@ -131,5 +125,4 @@ class EvalMemoStore:
 
     def close(self) -> None:
         """Remove the stored outputs and the store's folder."""
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)

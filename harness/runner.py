@@ -78,7 +78,7 @@ class RunContext:
         eval_memo: Frozen-backbone outputs of the test clips, on disk between cells
             (:mod:`evbench.harness.eval_memo`); :func:`run_cells` keeps them in the run
             directory's ``.eval-memo`` (every executor's workers share it) and removes it when
-            the run ends.
+            the run ends; ``None``: every evaluation computes.
     """
 
     out: Path
@@ -87,7 +87,7 @@ class RunContext:
     gmacs_per_frame: float | None = None
     datasets: dict[tuple, Any] = field(default_factory=dict)
     frame_memos: dict[tuple, dict] = field(default_factory=dict)
-    eval_memo: EvalMemoStore = field(default_factory=EvalMemoStore)
+    eval_memo: EvalMemoStore | None = None
 
     def dataset(self, source: str, *, split: str, frames: int, size: int, train: bool) -> Any:
         """Open (memoised) ``source`` for ``split`` sampled at ``frames`` × ``size`` px."""
@@ -443,7 +443,8 @@ def run_cells(cells: Iterable[Cell], *, out: str | Path, resume: bool = False, p
         raise
     finally:
         bar.close()
-        ctx.eval_memo.close()  # the stored test-clip outputs are this run's only
+        if ctx.eval_memo is not None:
+            ctx.eval_memo.close()  # the stored test-clip outputs are this run's only
     return summary
 
 
